@@ -1,0 +1,53 @@
+"""Baselines that timm already implements, registered under the names the seed papers use.
+
+Defaults follow each baseline's paper where timm's differ; every one stays overridable by keyword.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from timm.layers.cbam import CbamModule
+from timm.layers.coord_attn import CoordAttn
+from timm.layers.eca import EcaModule
+from timm.layers.global_context import GlobalContext
+from timm.layers.non_local_attn import NonLocalAttn
+from timm.layers.squeeze_excite import SEModule
+
+from .registry import register_attention
+
+register_attention(
+    "se", description="Squeeze-and-excitation channel gate (Hu et al. 2018); timm SEModule, reduction 16."
+)(SEModule)
+
+register_attention(
+    "eca", description="Efficient channel attention, 1-D conv over pooled channels (Wang et al. 2020); timm."
+)(EcaModule)
+
+register_attention(
+    "cbam", description="CBAM channel then 7×7 spatial gate (Woo et al. 2018); timm CbamModule, reduction 16."
+)(CbamModule)
+
+register_attention(
+    "gc",
+    description="Global context block with the GCNet paper's additive fusion, r=16 (Cao et al. 2019); timm.",
+    stages=(2, 3, 4),
+)(partial(GlobalContext, fuse_add=True, fuse_scale=False, rd_ratio=1 / 16))
+
+register_attention(
+    "gc_scale",
+    description="Global context block with multiplicative (scaling) fusion, timm's 'gc' variant, r=16.",
+    stages=(2, 3, 4),
+)(partial(GlobalContext, fuse_add=False, fuse_scale=True, rd_ratio=1 / 16))
+
+register_attention(
+    "nl",
+    description="Non-local block, embedded Gaussian, C/2 embedding (Wang et al. 2018); timm NonLocalAttn.",
+    stages=(3,),
+    position="stage",
+)(partial(NonLocalAttn, rd_ratio=1 / 2))
+
+register_attention(
+    "coord",
+    description="Coordinate attention, pooled along H and W, reduction 32 (Hou et al. 2021); timm CoordAttn.",
+)(partial(CoordAttn, rd_ratio=1 / 32, se_factor=1.0))

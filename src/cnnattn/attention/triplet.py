@@ -1,0 +1,68 @@
+"""Triplet attention (Misra, Nalamada, Arasanipalai, Hou, WACV 2021)."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+from timm.layers import ConvNormAct
+from torch import nn
+
+from .registry import register_attention
+
+
+class ZPool(nn.Module):
+    """Concatenate max and mean over dim 1: (B, D, P, Q) -> (B, 2, P, Q)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x.amax(dim=1, keepdim=True), x.mean(dim=1, keepdim=True)], dim=1)
+
+
+class ZPoolGate(nn.Module):
+    """Z-pool over dim 1 → k×k conv 2→1 → BN → sigmoid, multiplied into the input (B, D, P, Q)."""
+
+    def __init__(self, kernel_size: int = 7, bn_momentum: float = 0.01) -> None:
+        super().__init__()
+        self.pool = ZPool()
+        norm = partial(nn.BatchNorm2d, momentum=bn_momentum)
+        self.conv = ConvNormAct(2, 1, kernel_size, norm_layer=norm, apply_act=False)
+
+    def gate(self, x: torch.Tensor) -> torch.Tensor:
+        """The sigmoid map, (B, 1, P, Q) in (0, 1)."""
+        return torch.sigmoid(self.conv(self.pool(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gate(x)
+
+
+@register_attention("triplet")
+class TripletAttention(nn.Module):
+    """Triplet attention: three rotated Z-pool gates over (C,W), (H,C), (H,W), averaged (Misra et al. 2021).
+
+    Branch ``cw`` pools over H and gates each (C, W) position; ``hc`` pools over W and gates (H, C);
+    ``hw`` pools over C and gates (H, W) (dropped with ``no_spatial=True``, the paper's ablation). No
+    parameter depends on the channel count; ``channels`` is accepted for the registry contract.
+
+    Args:
+        channels: Input channels (unused).
+        kernel_size: Size of each branch's conv (paper: 7).
+        no_spatial: Average only the two cross-dimension branches.
+        bn_momentum: BatchNorm momentum of the branches (the official code uses 0.01).
+    """
+
+    def __init__(
+        self, channels: int | None = None, kernel_size: int = 7, no_spatial: bool = False, bn_momentum: float = 0.01
+    ) -> None:
+        super().__init__()
+        self.cw = ZPoolGate(kernel_size, bn_momentum)
+        self.hc = ZPoolGate(kernel_size, bn_momentum)
+        self.hw = None if no_spatial else ZPoolGate(kernel_size, bn_momentum)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = [
+            self.cw(x.permute(0, 2, 1, 3)).permute(0, 2, 1, 3),
+            self.hc(x.permute(0, 3, 2, 1)).permute(0, 3, 2, 1),
+        ]
+        if self.hw is not None:
+            outs.append(self.hw(x))
+        return torch.stack(outs).mean(dim=0)

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from cnnattn.attention import TripletAttention, ZPool, create_attention
+
+
+def test_zpool_is_max_and_mean_over_dim1() -> None:
+    x = torch.randn(2, 5, 3, 4)
+    out = ZPool()(x)
+    torch.testing.assert_close(out[:, 0], x.amax(1))
+    torch.testing.assert_close(out[:, 1], x.mean(1))
+
+
+def test_output_is_mean_of_three_rotated_branches() -> None:
+    attn = TripletAttention(16).eval()
+    x = torch.randn(2, 16, 6, 9)
+    cw = attn.cw(x.permute(0, 2, 1, 3)).permute(0, 2, 1, 3)  # pooled over H, gates (C, W)
+    hc = attn.hc(x.permute(0, 3, 2, 1)).permute(0, 3, 2, 1)  # pooled over W, gates (H, C)
+    hw = attn.hw(x)  # pooled over C, gates (H, W)
+    torch.testing.assert_close(attn(x), (cw + hc + hw) / 3)
+    assert attn.cw.gate(x.permute(0, 2, 1, 3)).shape == (2, 1, 16, 9)
+    assert attn.hc.gate(x.permute(0, 3, 2, 1)).shape == (2, 1, 6, 16)
+
+
+def test_branch_structure_7x7_conv_two_to_one_channel() -> None:
+    attn = TripletAttention(64)
+    convs = [m for m in attn.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 3
+    assert all((c.in_channels, c.out_channels, c.kernel_size, c.padding) == (2, 1, (7, 7), (3, 3)) for c in convs)
+
+
+def test_no_spatial_averages_two_branches() -> None:
+    attn = TripletAttention(8, no_spatial=True).eval()
+    x = torch.randn(1, 8, 5, 5)
+    cw = attn.cw(x.permute(0, 2, 1, 3)).permute(0, 2, 1, 3)
+    hc = attn.hc(x.permute(0, 3, 2, 1)).permute(0, 3, 2, 1)
+    assert attn.hw is None
+    torch.testing.assert_close(attn(x), (cw + hc) / 2)
+
+
+def test_gate_in_unit_interval_and_params_independent_of_channels() -> None:
+    x = torch.rand(2, 32, 8, 8) + 0.1
+    ratio = TripletAttention(32)(x) / x
+    assert ratio.min() > 0 and ratio.max() < 1
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(create_attention("triplet", 64)) == count(create_attention("triplet", 2048)) == 3 * (98 + 2)
+
+
+def test_trains_at_batch_one() -> None:
+    attn = TripletAttention(8).train()
+    x = torch.randn(1, 8, 4, 4, requires_grad=True)
+    attn(x).sum().backward()
+    assert x.grad is not None and all(p.grad is not None for p in attn.parameters())
