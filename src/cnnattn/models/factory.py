@@ -1,0 +1,172 @@
+"""Model names ``<backbone>[_<attention>]`` and the factory that builds them.
+
+Backbones: ``resnet18/34/50/101/152`` are timm's ResNets (same layers and state-dict keys as
+torchvision's), ``mobilenetv2`` is torchvision's MobileNetV2 (width 1.0). ``<attention>`` is any
+registered attention (or an ``_``-joined stack of them, e.g. ``aw_se``), placed at its registry default.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import timm
+import torchvision.models as tvm
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.models import FeatureListNet
+from torch import nn
+
+from ..attention.registry import get_attention_info, list_attention
+from .checkpoint import load_checkpoint
+from .placement import attach
+from .sites import backbone_stages
+
+__all__ = ["BACKBONES", "ModelSpec", "create_model", "list_models", "parse_model_name"]
+
+
+def _timm_resnet(arch: str, num_classes: int, **kwargs: Any) -> nn.Module:
+    return timm.create_model(arch, pretrained=False, num_classes=num_classes, **kwargs)
+
+
+def _mobilenet_v2(num_classes: int, **kwargs: Any) -> nn.Module:
+    model = tvm.mobilenet_v2(weights=None, num_classes=num_classes, **kwargs)
+    stem = model.features[1]
+    model.feature_info = [dict(num_chs=stem.out_channels, reduction=2, module="features.1")] + [
+        dict(num_chs=stage[-1].channels, reduction=stage[-1].reduction, module=stage[-1].name)
+        for stage in backbone_stages(model)
+    ]
+    model.pretrained_cfg = dict(
+        input_size=(3, 224, 224),
+        interpolation="bilinear",
+        crop_pct=0.875,
+        mean=IMAGENET_DEFAULT_MEAN,
+        std=IMAGENET_DEFAULT_STD,
+        num_classes=num_classes,
+        first_conv="features.0.0",
+        classifier="classifier.1",
+    )
+    return model
+
+
+BACKBONES: dict[str, Callable[..., nn.Module]] = {
+    **{f"resnet{d}": partial(_timm_resnet, f"resnet{d}") for d in (18, 34, 50, 101, 152)},
+    "mobilenetv2": _mobilenet_v2,
+}
+_FLATTEN_FEATURES = {"mobilenetv2"}
+# Stacks of several attentions that get model names of their own (e.g. ("aw", "se")).
+MODEL_STACKS: list[tuple[str, ...]] = []
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed model name: the backbone and the attentions (in attach order) it carries."""
+
+    backbone: str
+    attentions: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return "_".join((self.backbone, *self.attentions))
+
+
+def _split_attentions(rest: str) -> tuple[str, ...] | None:
+    """Split ``'aw_se'`` into registered names, longest first; None if impossible."""
+    names = {i.name for i in list_attention()}
+    if rest in names:
+        return (rest,)
+    parts = rest.split("_")
+    for cut in range(len(parts) - 1, 0, -1):
+        head, tail = "_".join(parts[:cut]), "_".join(parts[cut:])
+        if head in names and (tail_split := _split_attentions(tail)):
+            return (head, *tail_split)
+    return None
+
+
+def parse_model_name(name: str) -> ModelSpec:
+    """Parse ``'resnet50_cbam'`` into ``ModelSpec('resnet50', ('cbam',))``; ValueError if unknown."""
+    for backbone in sorted(BACKBONES, key=len, reverse=True):
+        if name == backbone:
+            return ModelSpec(backbone, ())
+        if name.startswith(backbone + "_") and (attentions := _split_attentions(name[len(backbone) + 1 :])):
+            return ModelSpec(backbone, attentions)
+    raise ValueError(
+        f"unknown model {name!r}: expected <backbone>[_<attention>] with backbone in "
+        f"{sorted(BACKBONES)} and attention in {[i.name for i in list_attention()]}; "
+        "see `cnnattn list`."
+    )
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """All model names (every backbone, plain and with every registered attention), filtered by a glob."""
+    suffixes = [(i.name,) for i in list_attention()] + MODEL_STACKS
+    names = [*BACKBONES, *(ModelSpec(b, s).name for b in BACKBONES for s in suffixes)]
+    return sorted(n for n in names if fnmatch.fnmatch(n, pattern))
+
+
+def create_model(
+    name: str,
+    num_classes: int = 1000,
+    *,
+    pretrained: bool = False,
+    checkpoint_path: str | Path | None = None,
+    features_only: bool = False,
+    out_indices: Sequence[int] = (0, 1, 2, 3, 4),
+    attn_stages: Sequence[int] | None = None,
+    attn_position: str | None = None,
+    attn_kwargs: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """Build a backbone with attention at its default placement (or the one given).
+
+    Args:
+        name: ``<backbone>[_<attention>]``, e.g. ``'resnet50_cbam'`` (see :func:`list_models`).
+        num_classes: Classifier outputs.
+        pretrained: Not available (no weights are downloaded); raises ValueError. Use ``checkpoint_path``.
+        checkpoint_path: Local ``.pth``/``.safetensors`` state dict, of this model or of the plain backbone
+            (attention parameters then keep their initialisation), loaded with ``weights_only=True``.
+        features_only: Return timm's ``FeatureListNet`` giving the feature maps at ``out_indices``
+            (0 = stride 2 stem, 1..4 = stages).
+        out_indices: Feature levels for ``features_only``.
+        attn_stages, attn_position, attn_kwargs: Override the registry default placement and constructor
+            arguments (single-attention models only).
+        **kwargs: Backbone arguments (timm ResNet: ``drop_path_rate``, ``output_stride``...; torchvision
+            MobileNetV2: ``width_mult``, ``dropout``...).
+    """
+    spec = parse_model_name(name)
+    if pretrained:
+        raise ValueError(
+            f"pretrained=True: cnnattn hosts no weights and downloads nothing. Pass "
+            f"checkpoint_path='path/to/weights.pth' (a state dict of {name} or of the plain "
+            f"{spec.backbone}, e.g. torchvision's or timm's ImageNet weights saved locally)."
+        )
+    overrides = attn_stages is not None or attn_position is not None or attn_kwargs
+    if overrides and len(spec.attentions) != 1:
+        raise ValueError(
+            f"attn_stages/attn_position/attn_kwargs need a model with exactly one attention; "
+            f"{name!r} has {len(spec.attentions)}. Use cnnattn.attach() on the plain backbone."
+        )
+    model = BACKBONES[spec.backbone](num_classes, **kwargs)
+    backbone_keys = set(model.state_dict())
+    for attention in spec.attentions:
+        info = get_attention_info(attention)
+        attach(
+            model,
+            attention,
+            stages=info.stages if attn_stages is None else attn_stages,
+            position=attn_position or info.position,
+            **(attn_kwargs or {}),
+        )
+    if checkpoint_path is not None:
+        new_keys = set(model.state_dict()) - backbone_keys
+        load_checkpoint(model, checkpoint_path, allow_missing=new_keys)
+    if features_only:
+        cfg = model.pretrained_cfg
+        model = FeatureListNet(
+            model, out_indices=tuple(out_indices), flatten_sequential=spec.backbone in _FLATTEN_FEATURES
+        )
+        model.pretrained_cfg = model.default_cfg = cfg
+    return model

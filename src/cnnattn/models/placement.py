@@ -1,0 +1,157 @@
+"""Attach attention to an existing backbone in place, keeping every original parameter's name and value.
+
+Positions (SPEC §1):
+
+* ``block``: inside each block, on the output of its last norm, before the residual add (SE style).
+  The module is registered as ``<block>.attn`` and applied by a forward hook on that norm.
+* ``after_block``: on each block's output (after the residual add and activation), as
+  ``<block>.attn_post``.
+* ``stage``: once per stage, on the output of its last block, as ``<last block>.attn_stage``.
+* ``conv``: each k×k convolution of the block is replaced by a conv-kind attention built with the same
+  ``in_channels, out_channels, kernel_size, stride`` (and ``dilation``/``groups`` where not 1). When the
+  new module has a ``weight`` of the old shape, the old weight (and bias) is copied in.
+
+Hooks keep the original module tree, so state-dict keys of the plain backbone are unchanged and a
+plain-backbone checkpoint still loads; the new modules add keys under ``attn*`` (or inside the
+replaced conv).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..attention.registry import ALL_STAGES, create_attention, get_attention_info, validate_placement
+from .sites import BlockSite, backbone_stages
+
+__all__ = ["ApplyAttention", "Placement", "attach"]
+
+_CHILD_NAMES = {"block": "attn", "after_block": "attn_post", "stage": "attn_stage"}
+
+
+class ApplyAttention:
+    """Forward hook returning ``attention(output)``; picklable and deep-copyable with its model."""
+
+    def __init__(self, attention: nn.Module) -> None:
+        self.attention = attention
+
+    def __call__(self, module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
+        return self.attention(output)
+
+
+@dataclass
+class Placement:
+    """A record of one ``attach`` call, kept in ``model.cnnattn_placements``."""
+
+    attention: str
+    position: str
+    stages: tuple[int, ...]
+    kwargs: dict[str, Any]
+    modules: list[str] = field(default_factory=list)
+
+
+def _match_reference(new: nn.Module, reference: nn.Module) -> nn.Module:
+    """Put ``new`` on the device, dtype and train/eval mode of ``reference``."""
+    param = next(reference.parameters(), None)
+    if param is not None:
+        new = new.to(device=param.device, dtype=param.dtype if param.is_floating_point() else None)
+    return new.train(reference.training)
+
+
+def _add_child(block: nn.Module, child_name: str, module: nn.Module, site: BlockSite, position: str) -> None:
+    if hasattr(block, child_name):
+        raise ValueError(
+            f"{site.name} already has attention at position {position!r} ({child_name!r}); "
+            "attach at most one module per block and position."
+        )
+    block.add_module(child_name, module)
+
+
+def _attach_gate(site: BlockSite, name: str, position: str, kwargs: dict[str, Any]) -> str:
+    attention = _match_reference(create_attention(name, site.channels, **kwargs), site.block)
+    child_name = _CHILD_NAMES[position]
+    _add_child(site.block, child_name, attention, site, position)
+    host = site.block.get_submodule(site.norm_name) if position == "block" else site.block
+    host.register_forward_hook(ApplyAttention(attention))
+    return f"{site.name}.{child_name}"
+
+
+def _conv_extras(conv: nn.Conv2d) -> dict[str, Any]:
+    extras: dict[str, Any] = {}
+    if conv.dilation[0] != 1:
+        extras["dilation"] = conv.dilation[0]
+    if conv.groups != 1:
+        extras["groups"] = conv.groups
+    return extras
+
+
+def _replace_conv(site: BlockSite, conv_name: str, name: str, kwargs: dict[str, Any]) -> str:
+    old = site.block.get_submodule(conv_name)
+    if old.kernel_size[0] != old.kernel_size[1] or old.stride[0] != old.stride[1]:
+        raise ValueError(f"{site.name}.{conv_name}: only square kernels and strides can be replaced.")
+    extras = _conv_extras(old)
+    try:
+        new = create_attention(
+            name, old.in_channels, old.out_channels, old.kernel_size[0], old.stride[0], **extras, **kwargs
+        )
+    except TypeError as err:
+        raise ValueError(
+            f"{name!r} cannot replace {site.name}.{conv_name} ({old}): it does not accept {sorted(extras)} ({err})."
+        ) from err
+    new = _match_reference(new, old)
+    for attr in ("weight", "bias"):
+        old_p, new_p = getattr(old, attr, None), getattr(new, attr, None)
+        if isinstance(old_p, torch.Tensor) and isinstance(new_p, torch.Tensor) and old_p.shape == new_p.shape:
+            with torch.no_grad():
+                new_p.copy_(old_p)
+    parent_name, _, leaf = conv_name.rpartition(".")
+    parent = site.block.get_submodule(parent_name) if parent_name else site.block
+    setattr(parent, leaf, new)
+    return f"{site.name}.{conv_name}"
+
+
+def attach(
+    model: nn.Module,
+    attention: str,
+    *,
+    stages: Sequence[int] = ALL_STAGES,
+    position: str = "block",
+    **attn_kwargs: Any,
+) -> nn.Module:
+    """Add a registered attention module to ``model`` in place and return the model.
+
+    Args:
+        model: torchvision ``ResNet`` (18–152), a timm ``ResNet``, or torchvision ``MobileNetV2``;
+            pretrained or not. No original parameter is renamed or changed (except that a conv-kind
+            attention of the same weight shape takes over the conv's weight, see module docs).
+        attention: Registry name, e.g. ``'se'``, ``'cbam'``, ``'bam'`` (``cnnattn.list_attention()``).
+        stages: Which of the four stages (1..4) receive attention.
+        position: ``'block'``, ``'after_block'``, ``'stage'`` (gates) or ``'conv'`` (conv kinds).
+        **attn_kwargs: Passed to every attention module's constructor.
+
+    Returns:
+        The same model, with ``model.cnnattn_placements`` recording what was attached where.
+
+    Example::
+
+        model = torchvision.models.resnet50()
+        cnnattn.attach(model, "cbam", stages=(2, 3, 4))
+    """
+    info = get_attention_info(attention)
+    stage_tuple = validate_placement(info.kind, stages, position, what=f"attention {attention!r}")
+    all_stages = backbone_stages(model)
+    record = Placement(attention, position, stage_tuple, dict(attn_kwargs))
+    for stage in stage_tuple:
+        sites = all_stages[stage - 1]
+        if position == "conv":
+            record.modules += [_replace_conv(s, c, attention, attn_kwargs) for s in sites for c in s.conv_names]
+        else:
+            targets = sites[-1:] if position == "stage" else sites
+            record.modules += [_attach_gate(s, attention, position, attn_kwargs) for s in targets]
+    placements = getattr(model, "cnnattn_placements", [])
+    model.cnnattn_placements = [*placements, record]
+    return model

@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+from timm.models import model_entrypoint
+
+import cnnattn
+from cnnattn.attention import list_attention
+from cnnattn.models import BACKBONES, ModelSpec, parse_model_name
+
+GATES = [i.name for i in list_attention("gate")]
+
+
+def test_every_backbone_has_every_attention_and_a_plain_name() -> None:
+    names = set(cnnattn.list_models())
+    for backbone in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "mobilenetv2"):
+        assert backbone in names
+        assert {f"{backbone}_{g}" for g in GATES} <= names
+    assert cnnattn.list_models("*_cbam") == sorted(f"{b}_cbam" for b in BACKBONES)
+
+
+def test_parse_model_name() -> None:
+    assert parse_model_name("resnet50_gc_scale") == ModelSpec("resnet50", ("gc_scale",))
+    assert parse_model_name("mobilenetv2") == ModelSpec("mobilenetv2", ())
+    assert parse_model_name("resnet18_se_eca") == ModelSpec("resnet18", ("se", "eca"))
+    with pytest.raises(ValueError, match="unknown model 'resnet50_foo'.*cnnattn list"):
+        parse_model_name("resnet50_foo")
+
+
+def test_default_placement_follows_registry() -> None:
+    model = cnnattn.create_model("resnet50_bam", num_classes=5)
+    assert [p.modules for p in model.cnnattn_placements] == [
+        ["layer1.2.attn_stage", "layer2.3.attn_stage", "layer3.5.attn_stage"]
+    ]
+    gc = cnnattn.create_model("resnet18_gc")
+    assert not hasattr(gc.layer1[0], "attn") and hasattr(gc.layer2[0], "attn")
+
+
+def test_placement_overrides() -> None:
+    model = cnnattn.create_model(
+        "resnet18_se", attn_stages=(4,), attn_position="after_block", attn_kwargs={"rd_ratio": 1 / 4}
+    )
+    assert model.cnnattn_placements[0].modules == ["layer4.0.attn_post", "layer4.1.attn_post"]
+    assert model.layer4[0].attn_post.fc1.out_channels == 128
+    with pytest.raises(ValueError, match="exactly one attention"):
+        cnnattn.create_model("resnet18", attn_stages=(4,))
+
+
+def test_pretrained_fails_with_a_clear_message() -> None:
+    with pytest.raises(ValueError, match="downloads nothing.*checkpoint_path"):
+        cnnattn.create_model("resnet50_cbam", pretrained=True)
+    with pytest.raises(ValueError, match="no weights can be downloaded.*pretrained_cfg_overlay"):
+        timm.create_model("resnet50_cbam", pretrained=True)
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_plain_backbone_checkpoint_loads_into_attention_model(tmp_path: Path, suffix: str) -> None:
+    plain = timm.create_model("resnet18", num_classes=10)
+    path = tmp_path / f"resnet18{suffix}"
+    if suffix == ".safetensors":
+        save_file(plain.state_dict(), str(path))
+    else:
+        torch.save({"state_dict": {f"module.{k}": v for k, v in plain.state_dict().items()}}, path)
+    model = cnnattn.create_model("resnet18_cbam", num_classes=10, checkpoint_path=path)
+    torch.testing.assert_close(model.layer3[1].conv2.weight, plain.layer3[1].conv2.weight)
+    torch.testing.assert_close(model.fc.weight, plain.fc.weight)
+    via_timm = timm.create_model(
+        "resnet18_cbam", num_classes=10, pretrained=True, pretrained_cfg_overlay={"file": str(path)}
+    )
+    torch.testing.assert_close(via_timm.conv1.weight, plain.conv1.weight)
+
+
+def test_other_num_classes_keeps_fresh_classifier_with_warning(tmp_path: Path) -> None:
+    path = tmp_path / "imagenet.pth"
+    torch.save(timm.create_model("resnet18").state_dict(), path)
+    with pytest.warns(UserWarning, match="different num_classes"):
+        model = cnnattn.create_model("resnet18_se", num_classes=7, checkpoint_path=path)
+    assert model.fc.out_features == 7
+
+
+def test_wrong_or_unsafe_checkpoints_are_refused(tmp_path: Path) -> None:
+    wrong = tmp_path / "wrong.pth"
+    torch.save(timm.create_model("resnet34").state_dict(), wrong)
+    with pytest.raises(ValueError, match="does not match the model: missing"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cnnattn.create_model("resnet18_se", checkpoint_path=wrong)
+    unsafe = tmp_path / "unsafe.pth"
+    torch.save({"state_dict": Path("x")}, unsafe)
+    with pytest.raises(ValueError, match="weights_only=True"):
+        cnnattn.create_model("resnet18", checkpoint_path=unsafe)
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        cnnattn.create_model("resnet18", checkpoint_path=tmp_path / "missing.pth")
+
+
+@pytest.mark.parametrize("name", ["resnet50_cbam", "mobilenetv2_triplet", "mobilenetv2"])
+def test_timm_round_trip(name: str) -> None:
+    ours, theirs = cnnattn.create_model(name, num_classes=10), timm.create_model(name, num_classes=10)
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
+    assert name in timm.list_models(name)
+    cfg = timm.data.resolve_data_config({}, model=theirs)
+    assert cfg["input_size"][0] == 3
+
+
+def test_timm_keeps_its_own_plain_resnets() -> None:
+    assert model_entrypoint("resnet50").__module__ == "timm.models.resnet"
+    assert model_entrypoint("resnet50_se").__module__ == "cnnattn.models.timm_registry"
+    plain_ours = cnnattn.create_model("resnet50")
+    assert sum(p.numel() for p in plain_ours.parameters()) == 25_557_032
+
+
+@pytest.mark.parametrize(
+    ("name", "channels", "reductions"),
+    [
+        ("resnet50_se", [64, 256, 512, 1024, 2048], [2, 4, 8, 16, 32]),
+        ("mobilenetv2_cbam", [16, 24, 32, 96, 320], [2, 4, 8, 16, 32]),
+    ],
+)
+def test_features_only_through_timm(name: str, channels: list[int], reductions: list[int]) -> None:
+    model = timm.create_model(name, features_only=True)
+    assert model.feature_info.channels() == channels
+    assert model.feature_info.reduction() == reductions
+    features = model(torch.randn(2, 3, 64, 64))
+    assert [f.shape[1] for f in features] == channels
+    assert [64 // f.shape[-1] for f in features] == reductions
+    subset = timm.create_model(name, features_only=True, out_indices=(2, 4))
+    assert [f.shape[1] for f in subset(torch.randn(1, 3, 64, 64))] == [channels[2], channels[4]]
+
+
+def test_features_only_includes_attention() -> None:
+    torch.manual_seed(0)
+    full = cnnattn.create_model("mobilenetv2_se").eval()
+    features = cnnattn.create_model("mobilenetv2_se", features_only=True).eval()
+    features.load_state_dict(
+        {
+            k.replace("features.", "features_", 1): v
+            for k, v in full.state_dict().items()
+            if not k.startswith("classifier") and not k.startswith("features.18")
+        }
+    )
+    x = torch.randn(1, 3, 64, 64)
+    torch.testing.assert_close(features(x)[-1], full.features[:18](x))
