@@ -1,0 +1,26 @@
+"""cnnattn: attention modules for convolutional networks, placed in real backbones in one call.
+
+>>> import cnnattn, torchvision
+>>> model = cnnattn.attach(torchvision.models.resnet50(), "cbam")   # or cnnattn.create_model("resnet50_cbam")
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .attention import create_attention, list_attention, register_attention
+from .models import attach, create_model, list_models, load_checkpoint
+
+try:
+    __version__ = version("cnnattn")
+except PackageNotFoundError:  # running from a source tree without installation
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "__version__",
+    "attach",
+    "create_attention",
+    "create_model",
+    "list_attention",
+    "list_models",
+    "load_checkpoint",
+    "register_attention",
+]
