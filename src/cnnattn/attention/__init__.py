@@ -1,7 +1,8 @@
 """Attention modules and their registry. Importing this package registers every built-in module."""
 
-from . import bam, timm_baselines, triplet  # noqa: F401  (registration side effects)
+from . import bam, das, timm_baselines, triplet  # noqa: F401  (registration side effects)
 from .bam import BAM
+from .das import DASGate
 from .registry import (
     GATE_POSITIONS,
     POSITIONS,
@@ -18,6 +19,7 @@ __all__ = [
     "GATE_POSITIONS",
     "POSITIONS",
     "AttentionInfo",
+    "DASGate",
     "TripletAttention",
     "ZPool",
     "ZPoolGate",

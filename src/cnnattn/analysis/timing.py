@@ -1,0 +1,73 @@
+"""Wall-clock timing with warm-up and repeats, peak memory, and a description of the machine."""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["Timing", "machine_info", "peak_rss_bytes", "time_fn"]
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds per call over repeated runs: median and the 25th/75th percentiles."""
+
+    median: float
+    p25: float
+    p75: float
+    repeats: int
+
+    def __str__(self) -> str:
+        return f"{self.median * 1e3:.1f} ms (IQR {self.p25 * 1e3:.1f}–{self.p75 * 1e3:.1f}, n={self.repeats})"
+
+
+def time_fn(
+    fn: Callable[[], object], *, warmup: int = 2, repeats: int = 7, device: torch.device | None = None
+) -> Timing:
+    """Time ``fn()``; CUDA work is synchronised before each clock read."""
+    sync = torch.cuda.synchronize if device is not None and device.type == "cuda" else (lambda: None)
+    for _ in range(warmup):
+        fn()
+    sync()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync()
+        samples.append(time.perf_counter() - start)
+    q = statistics.quantiles(samples, n=4) if repeats > 1 else samples * 3
+    return Timing(statistics.median(samples), q[0], q[2], repeats)
+
+
+def peak_rss_bytes() -> int:
+    """The process's peak resident set size so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), platform.processor())
+    except OSError:
+        return platform.processor()
+
+
+def machine_info() -> dict[str, object]:
+    """CPU, cores, threads, GPU and library versions, to record beside every benchmark."""
+    info: dict[str, object] = {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info

@@ -1,0 +1,116 @@
+"""DAS: deformable attention gate (Salajegheh, Asadi, Saryazdi, Mudur 2023, arXiv 2311.12091).
+
+Known (authors' figure): A = sigmoid(LN(DC(IN(DSC(X))))), output = X ⊙ A, with A of full C×H×W shape,
+no residual and no activation but the sigmoid. Everything else is assumed (SPEC §2) and is an argument:
+the reduction α of the depthwise-separable conv, the kernel sizes, the offset predictor (a 3×3 conv of
+the IN output, zero-initialised so DC starts as a plain conv), offset groups, DCNv1 vs DCNv2 modulation,
+and the norms. The default placement in the model factory comes from our ablation (docs/das.md); the
+paper's own placement is unknown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import torch
+from timm.layers import LayerNorm2d
+from torch import nn
+
+from ..ops.deform_conv import DeformConv2d, Impl
+from .registry import register_attention
+
+__all__ = ["DASGate"]
+
+_InstanceNorm = partial(nn.InstanceNorm2d, affine=True)
+
+
+@register_attention(
+    "das",
+    description="DAS deformable attention gate X ⊙ σ(LN(DC(IN(DSC(X))))) (Salajegheh et al. 2023); α=16 assumed.",
+    stages=(2, 3, 4),
+    position="stage",
+)
+class DASGate(nn.Module):
+    """DAS gate: X ⊙ σ(LN(DC(IN(DSC(X))))), shape-preserving (B, C, H, W) -> (B, C, H, W).
+
+    DSC: depthwise ``dw_kernel_size``² conv then pointwise C → C/α; IN: instance norm; DC: deformable
+    ``kernel_size``² conv C/α → C whose offsets (and DCNv2 mask if ``modulated``) come from a zero-initialised
+    ``offset_kernel_size``² conv of the IN output; LN: layer norm over channels at each position.
+
+    Args:
+        channels: C, input and output channels.
+        reduction: α, so the hidden width is C/α (assumed; see docs/das.md for the ablation).
+        rd_channels: Hidden width, overriding ``reduction``.
+        dw_kernel_size: Depthwise kernel of the DSC.
+        kernel_size: Kernel of the deformable conv.
+        offset_kernel_size: Kernel of the offset predictor.
+        offset_groups: Channel groups sharing one set of offsets.
+        modulated: DCNv2 mask (sigmoid of the predictor, 0.5 at initialisation) instead of DCNv1.
+        norm_layer: Norm after the DSC (instance norm with affine parameters).
+        gate_norm_layer: Norm before the sigmoid (layer norm over channels).
+        keep_maps: Keep the last attention map ``last_attention`` (B, C, H, W) and offsets ``last_offsets``
+            (B, 2·G·k², H, W), detached, for visualisation; nothing is kept when False.
+        impl: Deformable conv implementation (see :func:`cnnattn.ops.deform_conv2d`).
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        reduction: int = 16,
+        rd_channels: int | None = None,
+        dw_kernel_size: int = 3,
+        kernel_size: int = 3,
+        offset_kernel_size: int = 3,
+        offset_groups: int = 1,
+        modulated: bool = False,
+        norm_layer: Callable[[int], nn.Module] = _InstanceNorm,
+        gate_norm_layer: Callable[[int], nn.Module] = LayerNorm2d,
+        keep_maps: bool = False,
+        impl: Impl = "auto",
+    ) -> None:
+        super().__init__()
+        hidden = rd_channels or max(1, channels // reduction)
+        if hidden % offset_groups:
+            raise ValueError(
+                f"DASGate: hidden width {hidden} (C/α) must be divisible by offset_groups={offset_groups}."
+            )
+        self.channels, self.hidden, self.modulated, self.keep_maps = channels, hidden, modulated, keep_maps
+        self.num_offsets = 2 * offset_groups * kernel_size**2
+        self.dsc = nn.Sequential(
+            nn.Conv2d(channels, channels, dw_kernel_size, padding=dw_kernel_size // 2, groups=channels, bias=False),
+            nn.Conv2d(channels, hidden, 1, bias=False),
+        )
+        self.norm = norm_layer(hidden)
+        predicted = self.num_offsets + (offset_groups * kernel_size**2 if modulated else 0)
+        self.offset = nn.Conv2d(hidden, predicted, offset_kernel_size, padding=offset_kernel_size // 2)
+        nn.init.zeros_(self.offset.weight)
+        nn.init.zeros_(self.offset.bias)
+        self.dc = DeformConv2d(hidden, channels, kernel_size, padding=kernel_size // 2, impl=impl)
+        self.gate_norm = gate_norm_layer(channels)
+        self.last_attention: torch.Tensor | None = None
+        self.last_offsets: torch.Tensor | None = None
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.ndim != 4 or x.shape[1] != self.channels:
+            raise ValueError(f"DASGate expects input of shape (B, {self.channels}, H, W); got {tuple(x.shape)}.")
+        if x.shape[-2:] == (1, 1) and isinstance(self.norm, nn.InstanceNorm2d):
+            raise ValueError(
+                "DASGate's instance norm cannot normalise a 1×1 feature map (got input "
+                f"{tuple(x.shape)}): use larger images, other stages, or another norm_layer."
+            )
+
+    def attention_map(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The gate A (B, C, H, W) in (0, 1), and the predicted offsets (B, 2·G·k², H, W)."""
+        self._check_input(x)
+        hidden = self.norm(self.dsc(x))
+        predicted = self.offset(hidden)
+        offsets = predicted[:, : self.num_offsets]
+        mask = torch.sigmoid(predicted[:, self.num_offsets :]) if self.modulated else None
+        return torch.sigmoid(self.gate_norm(self.dc(hidden, offsets, mask))), offsets
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        attention, offsets = self.attention_map(x)
+        if self.keep_maps:
+            self.last_attention, self.last_offsets = attention.detach(), offsets.detach()
+        return x * attention
