@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import cnnattn
-from cnnattn.analysis import count_macs, count_params, machine_info
+from cnnattn.analysis import complexity_table, count_macs, count_params, machine_info
 from cnnattn.data import ZipImageFolder
 from cnnattn.utils import format_table
 
@@ -55,25 +55,10 @@ def build(backbone: str, variant: str, num_classes: int) -> nn.Module:
 
 
 def complexity(_: argparse.Namespace) -> None:
-    rows = []
-    for backbone in ("resnet18", "resnet50"):
-        base = build(backbone, "none", 1000)
-        base_params, base_macs = count_params(base), count_macs(base)
-        for variant in VARIANTS:
-            model = build(backbone, variant, 1000)
-            params, macs = count_params(model), count_macs(model)
-            rows.append(
-                (
-                    backbone,
-                    variant,
-                    f"{params / 1e6:.2f}",
-                    f"{(params - base_params) / 1e6:+.2f}",
-                    f"{macs / 1e9:.3f}",
-                    f"{(macs - base_macs) / 1e9:+.3f}",
-                )
-            )
     print("Params and MACs at 224×224, 1000 classes (MACs: multiply-accumulates; GFLOPs = 2 × MACs)\n")
-    print(format_table(("backbone", "variant", "params (M)", "Δ params (M)", "GMACs", "Δ GMACs"), rows))
+    for backbone in ("resnet18", "resnet50"):
+        headers, rows = complexity_table({f"{backbone} {v}": build(backbone, v, 1000) for v in VARIANTS})
+        print(format_table(headers, rows), end="\n\n")
 
 
 def load_subset(path: Path, split: str, per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -21,7 +21,8 @@ def test_every_backbone_has_every_attention_and_a_plain_name() -> None:
     for backbone in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "mobilenetv2"):
         assert backbone in names
         assert {f"{backbone}_{g}" for g in GATES} <= names
-    assert cnnattn.list_models("*_cbam") == sorted(f"{b}_cbam" for b in BACKBONES)
+    assert cnnattn.list_models("*_eca") == sorted(f"{b}_eca" for b in BACKBONES)
+    assert "resnet50_aw_cbam" in names and "resnet101_aw_se" in names
 
 
 def test_parse_model_name() -> None:

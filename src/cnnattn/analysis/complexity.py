@@ -17,7 +17,7 @@ import torchvision  # noqa: F401  (registers torch.ops.torchvision)
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["count_macs", "count_params"]
+__all__ = ["complexity_table", "count_macs", "count_params"]
 
 BILINEAR_MACS = 4
 
@@ -66,3 +66,16 @@ def count_macs(model: nn.Module, input_size: Sequence[int] = (3, 224, 224), batc
     finally:
         model.train(was_training)
     return counter.get_total_flops() // 2
+
+
+def complexity_table(
+    models: dict[str, nn.Module], input_size: Sequence[int] = (3, 224, 224), baseline: str | None = None
+) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """Headers and rows of params and MACs for named models, with differences to ``baseline`` (default: first)."""
+    counts = {name: (count_params(m), count_macs(m, input_size)) for name, m in models.items()}
+    base_params, base_macs = counts[baseline or next(iter(counts))]
+    rows = [
+        (name, f"{p / 1e6:.2f}", f"{(p - base_params) / 1e6:+.2f}", f"{m / 1e9:.3f}", f"{(m - base_macs) / 1e9:+.3f}")
+        for name, (p, m) in counts.items()
+    ]
+    return ("model", "params (M)", "Δ params (M)", "GMACs", "Δ GMACs"), rows

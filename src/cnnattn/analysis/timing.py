@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Timing", "machine_info", "peak_rss_bytes", "time_fn"]
+__all__ = ["Timing", "machine_info", "peak_rss_bytes", "time_fn", "time_interleaved"]
 
 
 @dataclass(frozen=True)
@@ -28,22 +28,43 @@ class Timing:
         return f"{self.median * 1e3:.1f} ms (IQR {self.p25 * 1e3:.1f}–{self.p75 * 1e3:.1f}, n={self.repeats})"
 
 
+def _clock(fn: Callable[[], object], sync: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - start
+
+
 def time_fn(
     fn: Callable[[], object], *, warmup: int = 2, repeats: int = 7, device: torch.device | None = None
 ) -> Timing:
     """Time ``fn()``; CUDA work is synchronised before each clock read."""
+    return time_interleaved({"fn": fn}, warmup=warmup, repeats=repeats, device=device)["fn"]
+
+
+def time_interleaved(
+    fns: dict[str, Callable[[], object]], *, warmup: int = 2, repeats: int = 7, device: torch.device | None = None
+) -> dict[str, Timing]:
+    """Time several functions side by side: all warm up first, then runs alternate round-robin.
+
+    Alternation keeps slow drifts (clock boost, the allocator's state after large frees) from favouring
+    whichever function happens to run last.
+    """
     sync = torch.cuda.synchronize if device is not None and device.type == "cuda" else (lambda: None)
     for _ in range(warmup):
-        fn()
+        for fn in fns.values():
+            fn()
     sync()
-    samples = []
+    samples: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        samples.append(time.perf_counter() - start)
-    q = statistics.quantiles(samples, n=4) if repeats > 1 else samples * 3
-    return Timing(statistics.median(samples), q[0], q[2], repeats)
+        for name, fn in fns.items():
+            samples[name].append(_clock(fn, sync))
+    return {name: _summary(values) for name, values in samples.items()}
+
+
+def _summary(samples: list[float]) -> Timing:
+    q = statistics.quantiles(samples, n=4) if len(samples) > 1 else samples * 3
+    return Timing(statistics.median(samples), q[0], q[2], len(samples))
 
 
 def peak_rss_bytes() -> int:

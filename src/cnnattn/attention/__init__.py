@@ -1,6 +1,7 @@
 """Attention modules and their registry. Importing this package registers every built-in module."""
 
-from . import bam, das, timm_baselines, triplet  # noqa: F401  (registration side effects)
+from . import aw, bam, das, timm_baselines, triplet  # noqa: F401  (registration side effects)
+from .aw import AWConv2d
 from .bam import BAM
 from .das import DASGate
 from .registry import (
@@ -18,6 +19,7 @@ __all__ = [
     "BAM",
     "GATE_POSITIONS",
     "POSITIONS",
+    "AWConv2d",
     "AttentionInfo",
     "DASGate",
     "TripletAttention",

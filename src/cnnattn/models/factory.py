@@ -57,8 +57,8 @@ BACKBONES: dict[str, Callable[..., nn.Module]] = {
     "mobilenetv2": _mobilenet_v2,
 }
 _FLATTEN_FEATURES = {"mobilenetv2"}
-# Stacks of several attentions that get model names of their own (e.g. ("aw", "se")).
-MODEL_STACKS: list[tuple[str, ...]] = []
+# Stacks of attentions with model names of their own: AW-convolution with an activation gate (SPEC §4).
+MODEL_STACKS: list[tuple[str, ...]] = [("aw", "se"), ("aw", "cbam")]
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from timm.models import is_model, model_entrypoint, register_model
 from torch import nn
 
 from ..attention.registry import AttentionInfo, add_registry_listener
-from .factory import BACKBONES, ModelSpec, create_model
+from .factory import BACKBONES, MODEL_STACKS, ModelSpec, create_model
 
 __all__ = ["register_timm_model"]
 
@@ -55,6 +55,8 @@ def _register_attention_models(info: AttentionInfo) -> None:
         register_timm_model(ModelSpec(backbone, (info.name,)).name)
 
 
+add_registry_listener(_register_attention_models)
 for _backbone in BACKBONES:
     register_timm_model(_backbone)
-add_registry_listener(_register_attention_models)
+    for _stack in MODEL_STACKS:
+        register_timm_model(ModelSpec(_backbone, _stack).name)

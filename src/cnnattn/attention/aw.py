@@ -1,0 +1,184 @@
+"""AW-convolution: attention with the shape of the convolution weight (Zhu, Hofstee, Lee, Al-Ars, ICANN 2021).
+
+Known (SPEC §4): per sample, an attention A shaped like the kernel (C_out × C_in/groups × k × k), indexed
+by kernel tap and generated from the input by average pooling to k×k, 1×1 conv, ReLU, 1×1 conv; the
+output is ``conv(I, K ⊙ (1 + A))``. Assumed here, each an argument: the reduction, the final gate, the
+generator of the 'full' shape (a rank-R factorisation over (output, input) channel pairs, or a dense
+layer), zero initialisation of the last generator layer (so the layer starts as the plain conv).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from timm.layers import make_divisible
+from torch import nn
+
+from .registry import register_attention
+
+__all__ = ["AWConv2d"]
+
+AttentionShape = Literal["full", "shared"]
+Gate = Literal["none", "tanh", "sigmoid"]
+_GATES = {"none": lambda a: a, "tanh": torch.tanh, "sigmoid": torch.sigmoid}
+MAX_KERNEL_BYTES = 8 * 2**20
+BMM_MAX_PIXELS = 64  # measured on CPU (docs/benchmarks.md): unfold + bmm wins at 7×7, the grouped conv from 14×14
+
+
+@register_attention(
+    "aw",
+    kind="conv",
+    description="AW-convolution: per-sample attention shaped like the kernel, conv(I, K ⊙ (1 + A)) (Zhu et al. 2021).",
+)
+class AWConv2d(nn.Conv2d):
+    """Convolution whose kernel is modulated per sample: ``conv(I, K ⊙ (1 + gate(A(I))))``.
+
+    A is generated from the input: adaptive average pool to k×k (one descriptor per kernel tap), 1×1 conv
+    C_in → C_in/r, ReLU, 1×1 conv to the attention of each tap. Samples run together in one grouped
+    convolution (the batch folded into the groups) or, for maps of at most 64 output pixels, one batched
+    matmul of unfolded patches; on CPU the batch is split into chunks by ``max_kernel_bytes``.
+
+    Shapes: input (B, C_in, H, W) -> (B, C_out, H', W'), like ``nn.Conv2d``, whose ``weight`` and ``bias``
+    it keeps (so a conv's weights load unchanged).
+
+    Args:
+        in_channels, out_channels, kernel_size, stride, dilation, groups, bias: As ``nn.Conv2d``.
+        padding: Defaults to dilation·(k − 1)/2 ("same" for stride 1).
+        reduction: r, the generator's hidden width is C_in/r (assumed 16).
+        rd_channels: Hidden width, overriding ``reduction``.
+        attention_shape: ``'full'``: each output channel gets its own C_in/groups × k × k attention;
+            ``'shared'``: one C_in × k × k attention for all output channels (SPEC: +0.16 M params on
+            ResNet-50).
+        rank: For ``'full'``, A[o, c, t] = Σ_r u_r[o, t]·v_r[c, t] / R with R = ``rank`` factors, so the
+            generator's last layer costs hidden·R·(C_out + C_in/groups) per tap-shared layer instead of
+            hidden·C_out·C_in/groups; ``None`` uses that dense last layer (SPEC: +32 M params on ResNet-50).
+        gate: Final function of A: ``'tanh'`` (assumed default; modulation in (0, 2)), ``'none'`` or
+            ``'sigmoid'``; for the factorised 'full' generator it is applied to each factor (see
+            :meth:`attention`). With ``'none'``/``'tanh'`` and ``zero_init`` the layer starts as the plain conv.
+        zero_init: Zero-initialise the last generator layer (for the factorised form, its u part, so v keeps
+            gradients flowing).
+        act_layer: Hidden activation.
+        max_kernel_bytes: On CPU, the batch runs in chunks whose modulated kernels fit this many bytes (a
+            cache-sized working set was measured faster than materialising every sample's kernel at once,
+            docs/benchmarks.md); ``None`` runs the whole batch in one call. Other devices: one call.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        padding: int | None = None,
+        dilation: int = 1,
+        groups: int = 1,
+        bias: bool = False,
+        *,
+        reduction: int = 16,
+        rd_channels: int | None = None,
+        attention_shape: AttentionShape = "full",
+        rank: int | None = 4,
+        gate: Gate = "tanh",
+        zero_init: bool = True,
+        act_layer: type[nn.Module] = nn.ReLU,
+        max_kernel_bytes: int | None = MAX_KERNEL_BYTES,
+    ) -> None:
+        if attention_shape not in ("full", "shared"):
+            raise ValueError(f"AWConv2d: attention_shape must be 'full' or 'shared'; got {attention_shape!r}.")
+        if gate not in _GATES:
+            raise ValueError(f"AWConv2d: gate must be one of {tuple(_GATES)}; got {gate!r}.")
+        if rank is not None and rank < 1:
+            raise ValueError(f"AWConv2d: rank must be a positive int or None (dense); got {rank!r}.")
+        padding = dilation * (kernel_size - 1) // 2 if padding is None else padding
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
+        self.attention_shape, self.gate, self.rank = attention_shape, gate, rank
+        self.max_kernel_bytes = max_kernel_bytes
+        hidden = rd_channels or make_divisible(in_channels / reduction, 8, min_value=8)
+        group_in = in_channels // groups
+        if attention_shape == "shared":
+            self.attn_sizes: tuple[int, ...] = (in_channels,)
+        elif rank is None:
+            self.attn_sizes = (out_channels * group_in,)
+        else:
+            self.attn_sizes = (rank * out_channels, rank * group_in)
+        self.pool = nn.AdaptiveAvgPool2d(self.kernel_size)
+        self.fc1 = nn.Conv2d(in_channels, hidden, 1)
+        self.act = act_layer()
+        self.fc2 = nn.Conv2d(hidden, sum(self.attn_sizes), 1)
+        if zero_init:
+            with torch.no_grad():
+                self.fc2.weight[: self.attn_sizes[0]].zero_()
+                self.fc2.bias[: self.attn_sizes[0]].zero_()
+
+    def attention(self, x: torch.Tensor) -> torch.Tensor:
+        """The attention A per sample: (B, C_out, C_in/groups, k, k) for 'full', (B, C_in, k, k) for 'shared'.
+
+        The gate is applied to A itself, except for the factorised 'full' generator, where it is applied to
+        each factor (A = mean_r gate(u_r) ⊗ gate(v_r), so |A| < 1 with tanh) rather than to all
+        C_out·C_in/groups·k² values of every sample. The factorised result is a tap-major view, not a copy.
+        """
+        batch, (kh, kw) = x.shape[0], self.kernel_size
+        gate = _GATES[self.gate]
+        logits = self.fc2(self.act(self.fc1(self.pool(x))))  # (B, sum(attn_sizes), k, k)
+        if self.attention_shape == "shared":
+            return gate(logits)
+        group_in = self.in_channels // self.groups
+        if self.rank is None:
+            return gate(logits.view(batch, self.out_channels, group_in, kh, kw))
+        u, v = logits.split(self.attn_sizes, dim=1)
+        # Per sample and tap, A = Uᵀ V / R: (C_out × R) @ (R × C_in/groups), one batched matmul.
+        u = gate(u).reshape(batch, self.rank, self.out_channels, kh * kw).permute(0, 3, 2, 1) / self.rank
+        v = gate(v).reshape(batch, self.rank, group_in, kh * kw).permute(0, 3, 1, 2)
+        return (u @ v).permute(0, 2, 3, 1).reshape(batch, self.out_channels, group_in, kh, kw)
+
+    def modulated_weight(self, x: torch.Tensor) -> torch.Tensor:
+        """K ⊙ (1 + A) for every sample, contiguous: (B, C_out, C_in/groups, k, k)."""
+        attn = self.attention(x)
+        if self.attention_shape == "shared":
+            group_in, per_group = self.in_channels // self.groups, self.out_channels // self.groups
+            weight = self.weight.view(1, self.groups, per_group, group_in, *self.kernel_size)
+            attn = attn.view(x.shape[0], self.groups, 1, group_in, *self.kernel_size)
+            return torch.addcmul(weight, weight, attn).flatten(1, 2)
+        return torch.addcmul(self.weight, self.weight, attn)  # one pass, also un-permutes the tap-major view
+
+    def _forward_chunk(self, x: torch.Tensor) -> torch.Tensor:
+        batch = x.shape[0]
+        out_size = [
+            (x.shape[2 + d] + 2 * self.padding[d] - self.dilation[d] * (self.kernel_size[d] - 1) - 1) // self.stride[d]
+            + 1
+            for d in (0, 1)
+        ]
+        weight = self.modulated_weight(x)
+        if batch > 1 and self.groups == 1 and out_size[0] * out_size[1] <= BMM_MAX_PIXELS:
+            # Small maps: unfolded patches and one batched matmul beat the batch-grouped conv on CPU.
+            patches = F.unfold(x, self.kernel_size, self.dilation, self.padding, self.stride)
+            return torch.bmm(weight.view(batch, self.out_channels, -1), patches).view(batch, -1, *out_size)
+        return F.conv2d(
+            x.reshape(1, batch * self.in_channels, *x.shape[2:]),
+            weight.view(batch * self.out_channels, -1, *self.kernel_size),
+            None,
+            self.stride,
+            self.padding,
+            self.dilation,
+            batch * self.groups,
+        ).view(batch, -1, *out_size)
+
+    def chunk_size(self, x: torch.Tensor) -> int:
+        """Samples per call: all of them, or on CPU as many as fit ``max_kernel_bytes`` of modulated kernels."""
+        if self.max_kernel_bytes is None or x.device.type != "cpu":
+            return x.shape[0]
+        kernel_bytes = self.weight.numel() * x.element_size()
+        return max(1, min(x.shape[0], self.max_kernel_bytes // kernel_bytes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"AWConv2d expects input of shape (B, {self.in_channels}, H, W); got {tuple(x.shape)}.")
+        chunk = self.chunk_size(x)
+        outs = [self._forward_chunk(part) for part in x.split(chunk)]
+        out = outs[0] if len(outs) == 1 else torch.cat(outs)
+        return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, attention_shape={self.attention_shape!r}, rank={self.rank}, gate={self.gate!r}"

@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import timm
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import cnnattn
+from cnnattn.attention import AWConv2d, create_attention, get_attention_info
+from helpers import assert_rel_close
+
+
+def _randomise_generator(layer: AWConv2d) -> AWConv2d:
+    """Leave the identity initialisation so the attention is not zero."""
+    with torch.no_grad():
+        for p in (layer.fc1.weight, layer.fc2.weight, layer.fc2.bias):
+            p.normal_(0, 0.3)
+    return layer
+
+
+def _naive(layer: AWConv2d, x: torch.Tensor) -> torch.Tensor:
+    """Per-sample reference: rebuild A from the formula and run F.conv2d one sample at a time."""
+    gate = {"none": lambda a: a, "tanh": torch.tanh, "sigmoid": torch.sigmoid}[layer.gate]
+    k = layer.kernel_size[0]
+    cin_g, outs = layer.in_channels // layer.groups, []
+    for sample in x.split(1):
+        pooled = F.adaptive_avg_pool2d(sample, k)
+        logits = F.conv2d(F.relu(F.conv2d(pooled, layer.fc1.weight, layer.fc1.bias)), layer.fc2.weight, layer.fc2.bias)[
+            0
+        ]
+        if layer.attention_shape == "shared":
+            a = gate(logits)  # (C_in, k, k): input channel g·cin_g + c of output o's group
+            group_of = torch.arange(layer.out_channels) // (layer.out_channels // layer.groups)
+            idx = group_of[:, None] * cin_g + torch.arange(cin_g)[None, :]
+            a = a[idx]  # (C_out, cin_g, k, k)
+        elif layer.rank is None:
+            a = gate(logits.view(layer.out_channels, cin_g, k, k))
+        else:
+            r = layer.rank
+            u = gate(logits[: r * layer.out_channels].view(r, layer.out_channels, k, k))
+            v = gate(logits[r * layer.out_channels :].view(r, cin_g, k, k))
+            a = torch.einsum("rokl,rckl->ockl", u, v) / r  # factorised: the gate acts on each factor
+        outs.append(
+            F.conv2d(
+                sample, layer.weight * (1 + a), layer.bias, layer.stride, layer.padding, layer.dilation, layer.groups
+            )
+        )
+    return torch.cat(outs)
+
+
+CASES = list(itertools.product([1, 2], [1, 2], [1, 4], ["full", "shared"]))
+
+
+@pytest.mark.parametrize(("stride", "dilation", "groups", "shape"), CASES)
+@pytest.mark.parametrize("batch", [1, 16])
+def test_equals_naive_per_sample_loop(stride: int, dilation: int, groups: int, shape: str, batch: int) -> None:
+    layer = _randomise_generator(
+        AWConv2d(8, 12, 3, stride, dilation=dilation, groups=groups, bias=True, attention_shape=shape, reduction=2)
+    )
+    x = torch.randn(batch, 8, 11, 9, requires_grad=True)
+    out, ref = layer(x), _naive(layer, x)
+    small = torch.randn(batch, 8, 5, 5)  # few output pixels: the unfold + bmm path
+    assert_rel_close(layer(small), _naive(layer, small), 1e-5, "small-map output")
+    assert_rel_close(out, ref, 1e-5, "output")
+    grads = torch.autograd.grad(out.square().sum(), [x, *layer.parameters()])
+    ref_grads = torch.autograd.grad(ref.square().sum(), [x, *layer.parameters()])
+    for (name, _), g, r in zip([("input", x), *layer.named_parameters()], grads, ref_grads, strict=True):
+        assert_rel_close(g, r, 1e-5, f"grad {name}")
+
+
+@pytest.mark.parametrize(("rank", "gate"), [(None, "none"), (1, "sigmoid"), (4, "tanh")])
+def test_full_generators_and_gates_equal_naive(rank: int | None, gate: str) -> None:
+    layer = _randomise_generator(AWConv2d(8, 6, 3, rank=rank, gate=gate, reduction=2))
+    x = torch.randn(3, 8, 7, 7)
+    assert_rel_close(layer(x), _naive(layer, x), 1e-5, "output")
+
+
+@pytest.mark.parametrize("shape", ["full", "shared"])
+@pytest.mark.parametrize("rank", [None, 4])
+def test_identity_at_initialisation(shape: str, rank: int | None) -> None:
+    layer = AWConv2d(16, 32, 3, stride=2, groups=2, bias=True, attention_shape=shape, rank=rank)
+    conv = nn.Conv2d(16, 32, 3, stride=2, padding=1, groups=2, bias=True)
+    conv.load_state_dict({"weight": layer.weight, "bias": layer.bias})
+    x = torch.randn(4, 16, 12, 12)
+    torch.testing.assert_close(layer(x), conv(x), rtol=0, atol=1e-6)
+    layer(x).sum().backward()
+    assert layer.fc2.weight.grad.abs().sum() > 0, "the zero-initialised generator must still learn"
+
+
+def test_chunked_batches_equal_one_call() -> None:
+    layer = _randomise_generator(AWConv2d(8, 12, 3, reduction=2))
+    x = torch.randn(7, 8, 9, 9)
+    assert layer.chunk_size(x) == 7
+    whole = layer(x)
+    layer.max_kernel_bytes = 3 * layer.weight.numel() * 4  # three samples' kernels per call
+    assert layer.chunk_size(x) == 3
+    assert_rel_close(layer(x), whole, 1e-6, "chunked")
+    layer.max_kernel_bytes = None
+    assert layer.chunk_size(x) == 7
+
+
+def test_conv2d_interface_and_padding_default() -> None:
+    layer = AWConv2d(8, 16, 5, dilation=2)
+    assert isinstance(layer, nn.Conv2d) and layer.padding == (4, 4) and layer.bias is None
+    assert layer(torch.randn(2, 8, 10, 10)).shape == (2, 16, 10, 10)
+    assert "attention_shape='full'" in repr(layer)
+
+
+def test_parameter_costs_of_the_generators() -> None:
+    count = lambda m: sum(p.numel() for p in m.parameters()) - m.weight.numel()  # noqa: E731
+    hidden = 32  # 512 / 16
+    assert count(AWConv2d(512, 512, attention_shape="shared")) == 512 * hidden + hidden + hidden * 512 + 512
+    assert count(AWConv2d(512, 512, rank=4)) == 512 * hidden + hidden + (hidden + 1) * 4 * (512 + 512)
+    assert count(AWConv2d(512, 512, rank=None)) == 512 * hidden + hidden + (hidden + 1) * 512 * 512
+
+
+def test_bad_arguments_and_inputs() -> None:
+    with pytest.raises(ValueError, match="attention_shape must be"):
+        AWConv2d(8, 8, attention_shape="spatial")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="gate must be one of"):
+        AWConv2d(8, 8, gate="relu")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="rank must be"):
+        AWConv2d(8, 8, rank=0)
+    with pytest.raises(ValueError, match=r"expects input of shape \(B, 8, H, W\); got \(2, 4, 5, 5\)"):
+        AWConv2d(8, 8)(torch.randn(2, 4, 5, 5))
+
+
+def test_registry_placement_and_stacking_with_gates() -> None:
+    info = get_attention_info("aw")
+    assert (info.kind, info.position) == ("conv", "conv")
+    assert isinstance(create_attention("aw", 16, 32, 3, 2), AWConv2d)
+    for name in (
+        "resnet50_aw",
+        "resnet101_aw",
+        "resnet50_aw_se",
+        "resnet101_aw_se",
+        "resnet50_aw_cbam",
+        "resnet101_aw_cbam",
+    ):
+        assert name in cnnattn.list_models() and name in timm.list_models(name)
+    model = timm.create_model("resnet50_aw_cbam", num_classes=5)
+    assert isinstance(model.layer3[0].conv2, AWConv2d) and hasattr(model.layer3[0], "attn")
+    assert [p.attention for p in model.cnnattn_placements] == ["aw", "cbam"]
+    out = model(torch.randn(2, 3, 64, 64))
+    out.sum().backward()
+    assert model.layer3[0].conv2.fc2.weight.grad is not None
+
+
+def test_plain_checkpoint_keeps_conv_weights_under_their_names() -> None:
+    plain = timm.create_model("resnet50")
+    model = cnnattn.create_model("resnet50_aw")
+    result = model.load_state_dict(plain.state_dict(), strict=False)
+    assert not result.unexpected_keys
+    assert all(".conv2.fc" in k for k in result.missing_keys)
+    torch.testing.assert_close(model.layer2[1].conv2.weight, plain.layer2[1].conv2.weight)
