@@ -17,7 +17,7 @@ import sys
 
 import torch
 
-from cnnattn.analysis import machine_info, peak_rss_bytes, time_fn
+from cnnattn.analysis import machine_info, peak_rss_bytes, rss_baseline, time_fn
 from cnnattn.ops import deform_conv2d
 from cnnattn.utils import format_table
 
@@ -40,7 +40,7 @@ def run_case(impl: str, batch: int, c_in: int, c_out: int, size: int, repeats: i
     x = torch.randn(batch, c_in, size, size, device=dev, requires_grad=True)
     weight = torch.randn(c_out, c_in, 3, 3, device=dev, requires_grad=True)
     offset = (torch.randn(batch, 18, size, size, device=dev) * 2).requires_grad_()
-    base = peak_rss_bytes()
+    base = rss_baseline()
 
     def infer() -> None:
         with torch.no_grad():

@@ -6,6 +6,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .analysis import profile
 from .attention import create_attention, list_attention, register_attention
 from .models import attach, create_model, list_models, load_checkpoint
 
@@ -22,5 +23,6 @@ __all__ = [
     "list_attention",
     "list_models",
     "load_checkpoint",
+    "profile",
     "register_attention",
 ]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Timing", "machine_info", "peak_rss_bytes", "time_fn", "time_interleaved"]
+__all__ = ["Timing", "machine_info", "peak_rss_bytes", "rss_baseline", "time_fn", "time_interleaved"]
 
 
 @dataclass(frozen=True)
@@ -67,9 +67,32 @@ def _summary(samples: list[float]) -> Timing:
     return Timing(statistics.median(samples), q[0], q[2], len(samples))
 
 
+def _proc_status_kib(key: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            return next((int(line.split()[1]) for line in f if line.startswith(key)), None)
+    except OSError:
+        return None
+
+
+def rss_baseline() -> int:
+    """Reset the peak-RSS mark where Linux allows it and return the current resident size (bytes).
+
+    Use ``peak_rss_bytes() - rss_baseline()`` (baseline taken first) for the peak growth of a block of work.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets VmHWM to the current RSS
+    except OSError:
+        pass
+    current = _proc_status_kib("VmRSS")
+    return current * 1024 if current is not None else peak_rss_bytes()
+
+
 def peak_rss_bytes() -> int:
-    """The process's peak resident set size so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """Peak resident set size since the last :func:`rss_baseline` (or since start), in bytes."""
+    hwm = _proc_status_kib("VmHWM")
+    return hwm * 1024 if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _cpu_model() -> str:

@@ -1,0 +1,191 @@
+"""``cnnattn bench``: latency, throughput and peak memory of several models, side by side.
+
+All models are timed in one process, interleaved round-robin after a shared warm-up (medians and
+quartiles); CUDA work is synchronised. Peak memory: CUDA max allocated during one step, or on CPU the
+growth of peak resident memory over one step measured in a fresh process per model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..models import create_model
+from ..utils import format_table
+from .complexity import count_macs, count_params
+from .isolated import run_isolated
+from .timing import peak_rss_bytes, rss_baseline, time_interleaved
+
+__all__ = ["BenchResult", "bench", "bench_table"]
+
+MODES = ("infer", "train")
+
+
+@dataclass
+class BenchResult:
+    """One model's measurements; ``ratio`` is its median latency over the first model's."""
+
+    model: str
+    batch_size: int
+    img_size: int
+    device: str
+    mode: str
+    threads: int
+    median_ms: float
+    p25_ms: float
+    p75_ms: float
+    throughput: float
+    params: int
+    macs: int
+    peak_memory_mb: float | None = None
+    ratio: float = 1.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
+    if not amp:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if device.type == "cpu" else torch.float16)
+
+
+def make_step(model: nn.Module, x: torch.Tensor, mode: str, amp: bool) -> Callable[[], None]:
+    """One inference forward (no grad) or one training step (forward, cross-entropy, backward, SGD)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}; got {mode!r}.")
+    if mode == "infer":
+        model.eval()
+
+        def infer() -> None:
+            with torch.no_grad(), _autocast(x.device, amp):
+                model(x)
+
+        return infer
+    model.train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
+    target = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+
+    def train() -> None:
+        with _autocast(x.device, amp):
+            loss = F.cross_entropy(model(x), target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return train
+
+
+def _prepare(
+    name: str, batch_size: int, img_size: int, device: str, channels_last: bool, compile: bool
+) -> tuple[nn.Module, torch.Tensor]:
+    dev = torch.device(device)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model = create_model(name).to(dev, memory_format=memory_format)
+    x = torch.randn(batch_size, 3, img_size, img_size, device=dev).contiguous(memory_format=memory_format)
+    return (torch.compile(model) if compile else model), x
+
+
+def cpu_step_memory(name: str, batch_size: int, img_size: int, mode: str, channels_last: bool, amp: bool) -> dict:
+    """Growth of peak RSS over two steps of one model (run in a fresh process by :func:`bench`)."""
+    model, x = _prepare(name, batch_size, img_size, "cpu", channels_last, False)
+    step = make_step(model, x, mode, amp)
+    base = rss_baseline()
+    step()
+    step()
+    return {"peak_memory_mb": (peak_rss_bytes() - base) / 2**20}
+
+
+def bench(
+    names: Sequence[str],
+    *,
+    batch_size: int = 1,
+    img_size: int = 224,
+    device: str = "cpu",
+    mode: str = "infer",
+    channels_last: bool = False,
+    compile: bool = False,
+    amp: bool = False,
+    warmup: int = 3,
+    repeats: int = 10,
+    memory: bool = True,
+) -> list[BenchResult]:
+    """Benchmark cnnattn/timm model names side by side (see module docs)."""
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but no CUDA device is available; use --device cpu.")
+    dev = torch.device(device)
+    prepared = {name: _prepare(name, batch_size, img_size, device, channels_last, compile) for name in names}
+    steps = {name: make_step(model, x, mode, amp) for name, (model, x) in prepared.items()}
+    timings = time_interleaved(steps, warmup=warmup, repeats=repeats, device=dev)
+    results = []
+    for name, (model, _) in prepared.items():
+        t = timings[name]
+        plain = getattr(model, "_orig_mod", model)
+        results.append(
+            BenchResult(
+                name,
+                batch_size,
+                img_size,
+                str(dev),
+                mode,
+                torch.get_num_threads(),
+                t.median * 1e3,
+                t.p25 * 1e3,
+                t.p75 * 1e3,
+                batch_size / t.median,
+                count_params(plain),
+                count_macs(plain, (3, img_size, img_size)),
+            )
+        )
+    if memory:
+        for result in results:
+            result.peak_memory_mb = _peak_memory(result, channels_last, amp, steps[result.model], dev)
+    for result in results:
+        result.ratio = result.median_ms / results[0].median_ms
+    return results
+
+
+def _peak_memory(
+    result: BenchResult, channels_last: bool, amp: bool, step: Callable[[], None], device: torch.device
+) -> float:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        step()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return run_isolated(
+        "cnnattn.analysis.bench.cpu_step_memory",
+        dict(
+            name=result.model,
+            batch_size=result.batch_size,
+            img_size=result.img_size,
+            mode=result.mode,
+            channels_last=channels_last,
+            amp=amp,
+        ),
+    )["peak_memory_mb"]
+
+
+def bench_table(results: Sequence[BenchResult]) -> str:
+    """Markdown table of results (one row per model and batch size)."""
+    rows = [
+        (
+            r.model,
+            r.batch_size,
+            f"{r.params / 1e6:.2f}",
+            f"{r.macs / 1e9:.3f}",
+            f"{r.median_ms:.1f} ({r.p25_ms:.1f}–{r.p75_ms:.1f})",
+            f"{r.throughput:.1f}",
+            "—" if r.peak_memory_mb is None else f"{r.peak_memory_mb:.0f}",
+            f"{r.ratio:.2f}×",
+        )
+        for r in results
+    ]
+    return format_table(
+        ("model", "batch", "params (M)", "GMACs", "latency ms (IQR)", "img/s", "peak MB", "× first"), rows
+    )

@@ -1,0 +1,70 @@
+"""Plots (matplotlib, no display needed): scaling against resolution, and a metric against MACs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from .scaling import ScalePoint, loglog_slope
+
+__all__ = ["plot_metric_vs_macs", "plot_scaling"]
+
+
+def plot_scaling(results: dict[str, list[ScalePoint]], path: str | Path, title: str = "") -> Path:
+    """Log-log time against pixels per attention layer, with fitted slopes in the legend; OOM marked ×."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    for name, points in results.items():
+        ok = [p for p in points if p.status == "ok"]
+        slope = loglog_slope(points)
+        label = f"{name} (slope {slope:.2f})" if slope is not None else name
+        (line,) = ax.plot([p.pixels for p in ok], [p.seconds for p in ok], marker="o", label=label)
+        failed = [p for p in points if p.status in ("oom", "timeout")]
+        if failed and ok:
+            ax.scatter(
+                [p.pixels for p in failed], [ok[-1].seconds] * len(failed), marker="x", s=60, color=line.get_color()
+            )
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="pixels (H·W)",
+        ylabel="seconds per forward",
+        title=title or "attention layer time vs resolution",
+    )
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_metric_vs_macs(
+    labels: Sequence[str],
+    macs: Sequence[float],
+    values: Sequence[float],
+    path: str | Path,
+    *,
+    ylabel: str,
+    errors: Sequence[float] | None = None,
+    title: str = "",
+) -> Path:
+    """Scatter of a metric (top-1 %, latency ms, ...) against GMACs, one labelled point per model."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    gmacs = [m / 1e9 for m in macs]
+    ax.errorbar(gmacs, values, yerr=errors, fmt="o", capsize=3)
+    for label, x, y in zip(labels, gmacs, values, strict=True):
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set(xlabel="GMACs per image", ylabel=ylabel, title=title)
+    ax.grid(True, alpha=0.3)
+    return _save(fig, path)
+
+
+def _save(fig: plt.Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

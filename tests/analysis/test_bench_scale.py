@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from cnnattn.analysis.bench import bench, bench_table, make_step
+from cnnattn.analysis.isolated import run_isolated
+from cnnattn.analysis.plots import plot_metric_vs_macs, plot_scaling
+from cnnattn.analysis.scaling import ScalePoint, loglog_slope, scale
+from cnnattn.cli import main
+
+
+def test_bench_side_by_side() -> None:
+    results = bench(["resnet18", "resnet18_eca"], batch_size=2, img_size=32, warmup=1, repeats=2)
+    assert [r.model for r in results] == ["resnet18", "resnet18_eca"]
+    assert results[0].ratio == 1.0 and results[1].ratio > 0
+    assert all(r.median_ms > 0 and r.throughput > 0 and r.peak_memory_mb is not None for r in results)
+    assert results[1].params > results[0].params and results[0].macs > 0
+    assert "× first" in bench_table(results)
+
+
+def test_train_step_updates_weights_and_bad_mode() -> None:
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
+    before = model[1].weight.detach().clone()
+    make_step(model, torch.randn(2, 3, 2, 2), "train", amp=False)()
+    assert not torch.equal(before, model[1].weight)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        make_step(model, torch.randn(2, 3, 2, 2), "eval", amp=False)
+
+
+def test_cuda_request_without_cuda_is_explained() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    with pytest.raises(ValueError, match="no CUDA device"):
+        bench(["resnet18"], device="cuda")
+
+
+def test_loglog_slope_recovers_exponents() -> None:
+    linear = [ScalePoint(s, "ok", 1e-6 * s * s) for s in (32, 64, 128, 256)]
+    quadratic = [ScalePoint(s, "ok", 1e-9 * (s * s) ** 2) for s in (32, 64, 128)] + [ScalePoint(256, "oom")]
+    assert loglog_slope(linear) == pytest.approx(1.0)
+    assert loglog_slope(quadratic) == pytest.approx(2.0)
+    assert loglog_slope([ScalePoint(32, "ok", 1.0)]) is None
+
+
+def test_scale_records_oom_and_skips_larger_sizes() -> None:
+    results = scale(["nl"], [8, 256, 512], channels=8, memory_limit_bytes=3 * 2**30, max_seconds=120)
+    statuses = [p.status for p in results["nl"]]
+    assert statuses[0] == "ok" and results["nl"][0].seconds > 0
+    assert statuses[1] == "oom" and statuses[2] == "skipped"  # a (256²)² attention map needs 17 GB
+
+
+def test_isolated_timeout() -> None:
+    assert run_isolated("subprocess.call", {"args": ["sleep", "30"]}, timeout_s=3) == {"status": "timeout"}
+
+
+def test_plots_are_written(tmp_path: Path) -> None:
+    points = {"a": [ScalePoint(s, "ok", s * 1e-3) for s in (8, 16, 32)] + [ScalePoint(64, "oom")]}
+    assert plot_scaling(points, tmp_path / "scale.png").stat().st_size > 1000
+    out = plot_metric_vs_macs(
+        ["x", "y"], [1e9, 2e9], [70.0, 72.5], tmp_path / "acc.png", ylabel="top-1 %", errors=[0.3, 0.4]
+    )
+    assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_profile_bench_scale_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["profile", "resnet18", "--img-size", "64", "--attention", "se", "--stages", "4", "--json"]) == 0
+    profile = json.loads(capsys.readouterr().out)
+    assert profile["attention"] == ["layer4.0.attn", "layer4.1.attn"] and profile["macs"] > 0
+    assert (
+        main(["bench", "resnet18", "--img-size", "32", "--repeats", "2", "--warmup", "1", "--no-memory", "--json"]) == 0
+    )
+    bench_out = json.loads(capsys.readouterr().out)
+    assert bench_out["results"][0]["model"] == "resnet18" and "cpu" in bench_out["machine"]
+    assert (
+        main(["scale", "das", "--sizes", "8,16", "--channels", "8", "--plot", str(tmp_path / "s.png"), "--json"]) == 0
+    )
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["size"] for r in rows] == [8, 16] and (tmp_path / "s.png").is_file()
+
+
+def test_cli_errors_are_messages_not_tracebacks(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["profile", "resnet50_nope"]) == 2
+    assert "unknown model 'resnet50_nope'" in capsys.readouterr().err
