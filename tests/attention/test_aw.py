@@ -10,6 +10,7 @@ from torch import nn
 
 import cnnattn
 from cnnattn.attention import AWConv2d, create_attention, get_attention_info
+
 from helpers import assert_rel_close
 
 

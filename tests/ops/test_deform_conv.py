@@ -6,6 +6,7 @@ import torchvision
 
 from cnnattn.ops import DeformConv2d, deform_conv2d
 from cnnattn.ops.deform_conv import default_impl
+
 from helpers import assert_rel_close
 
 CASES = {  # name: (B, C_in, C_out, H, W, k, stride, padding, dilation, groups, offset_groups, mask)

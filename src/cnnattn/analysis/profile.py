@@ -126,7 +126,9 @@ def profile(model: nn.Module, input_size: Sequence[int] = (3, 224, 224), batch_s
             handle.remove()
     counts = counter.get_flop_counts()
     root = type(model).__name__
-    executed = {name: sum(counts.get(f"{root}.{name}", {}).values()) // 2 for name, _ in model.named_modules()}
+    executed = {
+        name: sum(counts.get(f"{root}.{name}" if name else root, {}).values()) // 2 for name, _ in model.named_modules()
+    }
     macs = counter.get_total_flops() // 2
     delta = {name: dense_macs - executed[name] for name, dense_macs in dense.items()}
 

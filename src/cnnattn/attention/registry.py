@@ -44,6 +44,7 @@ class AttentionInfo:
     factory: Callable[..., nn.Module]
     stages: tuple[int, ...] = ALL_STAGES
     position: str = "block"
+    grouped: bool = True
 
 
 _REGISTRY: dict[str, AttentionInfo] = {}
@@ -89,6 +90,7 @@ def register_attention(
     description: str | None = None,
     stages: Sequence[int] = ALL_STAGES,
     position: str | None = None,
+    grouped: bool = True,
     overwrite: bool = False,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator adding a module class (or factory function) to the registry under ``name``.
@@ -100,6 +102,8 @@ def register_attention(
         description: One line for ``cnnattn list``; defaults to the first docstring line.
         stages: Default stages (1..4) used by the model factory.
         position: Default position; ``'block'`` for gates and ``'conv'`` for conv kinds when omitted.
+        grouped: For conv kinds, whether the factory accepts ``groups`` (needed to replace depthwise convs,
+            the only k×k convs of MobileNetV2); models it cannot build are not listed.
         overwrite: Replace an existing entry instead of raising.
 
     Example::
@@ -120,7 +124,7 @@ def register_attention(
         if name in _REGISTRY and not overwrite:
             raise ValueError(f"attention {name!r} is already registered; pass overwrite=True to replace it.")
         info = AttentionInfo(
-            name, kind, description or _first_doc_line(factory), factory, stage_tuple, default_position
+            name, kind, description or _first_doc_line(factory), factory, stage_tuple, default_position, grouped
         )
         _REGISTRY[name] = info
         for listener in _LISTENERS:

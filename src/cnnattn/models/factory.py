@@ -25,7 +25,7 @@ from .checkpoint import load_checkpoint
 from .placement import attach
 from .sites import backbone_stages
 
-__all__ = ["BACKBONES", "ModelSpec", "create_model", "list_models", "parse_model_name"]
+__all__ = ["BACKBONES", "ModelSpec", "buildable", "create_model", "list_models", "parse_model_name"]
 
 
 def _timm_resnet(arch: str, num_classes: int, **kwargs: Any) -> nn.Module:
@@ -100,11 +100,20 @@ def parse_model_name(name: str) -> ModelSpec:
     )
 
 
+def buildable(spec: ModelSpec) -> bool:
+    """False where the backbone has nothing the attention can take: MobileNetV2's only k×k convs are
+    depthwise, so conv kinds that do not accept ``groups`` have no place in it."""
+    if spec.backbone != "mobilenetv2":
+        return True
+    infos = [get_attention_info(a) for a in spec.attentions]
+    return all(i.kind == "gate" or i.grouped for i in infos)
+
+
 def list_models(pattern: str = "*") -> list[str]:
     """All model names (every backbone, plain and with every registered attention), filtered by a glob."""
     suffixes = [(i.name,) for i in list_attention()] + MODEL_STACKS
-    names = [*BACKBONES, *(ModelSpec(b, s).name for b in BACKBONES for s in suffixes)]
-    return sorted(n for n in names if fnmatch.fnmatch(n, pattern))
+    specs = [ModelSpec(b, ()) for b in BACKBONES] + [ModelSpec(b, s) for b in BACKBONES for s in suffixes]
+    return sorted(s.name for s in specs if buildable(s) and fnmatch.fnmatch(s.name, pattern))
 
 
 def create_model(

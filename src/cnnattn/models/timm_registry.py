@@ -13,7 +13,7 @@ from timm.models import is_model, model_entrypoint, register_model
 from torch import nn
 
 from ..attention.registry import AttentionInfo, add_registry_listener
-from .factory import BACKBONES, MODEL_STACKS, ModelSpec, create_model
+from .factory import BACKBONES, MODEL_STACKS, ModelSpec, buildable, create_model
 
 __all__ = ["register_timm_model"]
 
@@ -52,7 +52,8 @@ def register_timm_model(name: str) -> bool:
 
 def _register_attention_models(info: AttentionInfo) -> None:
     for backbone in BACKBONES:
-        register_timm_model(ModelSpec(backbone, (info.name,)).name)
+        if buildable(spec := ModelSpec(backbone, (info.name,))):
+            register_timm_model(spec.name)
 
 
 add_registry_listener(_register_attention_models)

@@ -1,0 +1,100 @@
+"""Attention-augmented convolution, AA (Bello, Zoph, Vaswani, Shlens, Le, ICCV 2019).
+
+Per head: softmax((q·kᵀ + S_H + S_W) / √d_k^h) · v, where S_H[i, j] = q_i · r^H_{y_j − y_i} and
+S_W[i, j] = q_i · r^W_{x_j − x_i} are relative-position logits for height and width; N_h = 8 heads,
+d_k = 0.2·F, d_v = 0.1·F, concatenated with a conv of F − d_v channels (SPEC §5). Relative embeddings
+cover offsets up to ``max_rel_dist`` − 1 (64 covers every ResNet map at 224², where AA is exact); farther
+offsets share the edge embedding (clipping, as Shaw et al. 2018), so any resolution runs.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .augmented import AugmentedConv2d, attention_channels, query_positions
+from .registry import register_attention
+
+__all__ = ["AttentionAugmentedConv2d"]
+
+
+def relative_embeddings(table: torch.Tensor, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """Embeddings of the offsets key − query, (N_q, N_k, d), from a (2M − 1, d) table, offsets clipped to ±(M − 1)."""
+    max_dist = (table.shape[0] + 1) // 2
+    offsets = (keys[None, :] - queries[:, None]).long().clamp(-(max_dist - 1), max_dist - 1)
+    return table[offsets + max_dist - 1]
+
+
+@register_attention(
+    "aa",
+    kind="conv",
+    description="Attention-augmented conv: multi-head self-attention with relative logits ∥ conv (Bello et al. 2019).",
+    stages=(2, 3, 4),
+    grouped=False,
+)
+class AttentionAugmentedConv2d(AugmentedConv2d):
+    """k×k conv (F − d_v) ∥ multi-head self-attention (d_v), (B, C_in, H, W) -> (B, F, H', W').
+
+    Args:
+        in_channels, out_channels (F), kernel_size, stride: As the convolution it replaces.
+        num_heads: N_h (8).
+        key_ratio: d_k / F (0.2); total key depth, split over heads.
+        value_ratio: d_v / F (0.1).
+        relative: Add the relative-position logits (the paper's default).
+        max_rel_dist: Offsets embedded without clipping (see module docs).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        *,
+        num_heads: int = 8,
+        key_ratio: float = 0.2,
+        value_ratio: float = 0.1,
+        relative: bool = True,
+        max_rel_dist: int = 64,
+    ) -> None:
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride, attention_channels(out_channels, value_ratio, num_heads)
+        )
+        self.num_heads, self.relative = num_heads, relative
+        self.d_k = attention_channels(out_channels, key_ratio, num_heads)
+        self.qk = nn.Conv2d(in_channels, 2 * self.d_k, 1, bias=False)
+        head_dim = self.d_k // num_heads
+        self.scale = head_dim**-0.5
+        if relative:
+            self.rel_h = nn.Parameter(torch.randn(2 * max_rel_dist - 1, head_dim) * self.scale)
+            self.rel_w = nn.Parameter(torch.randn(2 * max_rel_dist - 1, head_dim) * self.scale)
+
+    def attend(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        batch, _, height, width = x.shape
+        q, k = self.qk(x).chunk(2, dim=1)
+        q = q[..., :: self.stride, :: self.stride] * self.scale  # queries on the output grid
+        h_out, w_out = q.shape[-2:]
+        q = q.reshape(batch, self.num_heads, -1, h_out, w_out)  # (B, h, d, H', W')
+        k = k.reshape(batch, self.num_heads, -1, height * width)
+        logits = torch.einsum("bhdq,bhdk->bhqk", q.flatten(3), k)  # (B, h, H'W', HW)
+        if self.relative:
+            logits = logits + self._relative_logits(q, height, width)
+        attn = logits.softmax(dim=-1)
+        out = torch.einsum("bhqk,bhdk->bhdq", attn, v.reshape(batch, self.num_heads, -1, height * width))
+        return out.reshape(batch, self.d_v, h_out, w_out)
+
+    def _relative_logits(self, q: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """S_H + S_W for queries q (B, h, d, H', W') against all H×W keys: (B, h, H'W', HW)."""
+        batch, heads, _, h_out, w_out = q.shape
+        pos = {n: torch.arange(n, device=q.device) for n in (height, width)}
+        e_h = relative_embeddings(self.rel_h, query_positions(height, self.stride, q.device, torch.long), pos[height])
+        e_w = relative_embeddings(self.rel_w, query_positions(width, self.stride, q.device, torch.long), pos[width])
+        s_h = torch.einsum("bhdyx,yYd->bhyxY", q, e_h)  # (B, h, H', W', H)
+        s_w = torch.einsum("bhdyx,xXd->bhyxX", q, e_w)  # (B, h, H', W', W)
+        return (s_h[..., :, None] + s_w[..., None, :]).reshape(batch, heads, h_out * w_out, height * width)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+            f"d_k={self.d_k}, d_v={self.d_v}, heads={self.num_heads}, relative={self.relative}"
+        )
