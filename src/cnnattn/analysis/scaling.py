@@ -37,29 +37,43 @@ class ScalePoint:
         return self.size * self.size
 
 
-def build_layer(name: str, channels: int) -> torch.nn.Module:
+def build_layer(name: str, channels: int, kwargs: dict | None = None) -> torch.nn.Module:
     """A gate of ``channels``, or a conv kind mapping ``channels`` to ``channels`` with a 3×3 kernel."""
     if get_attention_info(name).kind == "gate":
-        return create_attention(name, channels)
-    return create_attention(name, channels, channels, 3, 1)
+        return create_attention(name, channels, **(kwargs or {}))
+    return create_attention(name, channels, channels, 3, 1, **(kwargs or {}))
 
 
 def measure_layer(
-    name: str, channels: int, size: int, batch_size: int = 1, mode: str = "infer", repeats: int = 3
+    name: str,
+    channels: int,
+    size: int,
+    batch_size: int = 1,
+    mode: str = "infer",
+    repeats: int = 3,
+    kwargs: dict | None = None,
+    part: str = "layer",
 ) -> dict:
-    """Median seconds and peak-RSS growth of one layer at ``size``² (run in a fresh process by :func:`scale`)."""
+    """Median seconds and peak-RSS growth of one layer at ``size``² (run in a fresh process by :func:`scale`).
+
+    ``part="attention"`` times only an augmented conv's attention branch (``attend``) on a fixed value tensor.
+    """
     torch.manual_seed(0)
-    layer = build_layer(name, channels)
+    layer = build_layer(name, channels, kwargs)
     layer.train(mode == "train")
     x = torch.randn(batch_size, channels, size, size, requires_grad=mode == "train")
+    forward = layer
+    if part == "attention":  # an augmented conv's attention branch alone, on a fixed value tensor
+        value = layer.value(x).detach().requires_grad_(mode == "train")
+        forward = lambda inp: layer.attend(inp, value)  # noqa: E731
     base = rss_baseline()
 
     def run() -> None:
         if mode == "train":
-            layer(x).sum().backward()
+            forward(x).sum().backward()
         else:
             with torch.no_grad():
-                layer(x)
+                forward(x)
 
     timing = time_fn(run, warmup=1, repeats=repeats)
     return {"status": "ok", "seconds": timing.median, "peak_memory_mb": (peak_rss_bytes() - base) / 2**20}
