@@ -174,20 +174,21 @@ def summary(args: argparse.Namespace) -> None:
     for variant in [v for v in VARIANTS if v in by_variant]:
         model = build("resnet18", variant, 10)
         accs = [r["top1"] for r in by_variant[variant]]
-        std = statistics.stdev(accs) if len(accs) > 1 else float("nan")
+        std = f"{statistics.stdev(accs):.2f}" if len(accs) > 1 else "—"
         rows.append(
             (
                 variant,
-                f"{statistics.mean(accs):.2f} ± {std:.2f}",
+                f"{statistics.mean(accs):.2f} ± {std}",
                 len(accs),
                 f"{count_params(model) / 1e6:.2f}",
                 f"{count_macs(model, (3, 64, 64)) / 1e6:.0f}",
-                f"{statistics.mean(r['train_s'] for r in by_variant[variant]):.0f}",
+                " ".join(f"{r['top1']:.2f}" for r in sorted(by_variant[variant], key=lambda r: r["seed"])),
             )
         )
     if records:
         print(f"recipe: {records[0]['recipe']}\n")
-    print(format_table(("variant", "top-1 % (mean ± std)", "seeds", "params (M)", "MMACs @64²", "train s"), rows))
+    headers = ("variant", "top-1 % (mean ± std)", "seeds", "params (M)", "MMACs @64²", "top-1 per seed")
+    print(format_table(headers, rows))
 
 
 def main() -> None:
