@@ -22,6 +22,21 @@ def test_bench_side_by_side() -> None:
     assert "× first" in bench_table(results)
 
 
+def test_bench_train_mode_with_amp_and_channels_last() -> None:
+    results = bench(
+        ["resnet18_das"],
+        batch_size=2,
+        img_size=64,
+        mode="train",
+        amp=True,
+        channels_last=True,
+        warmup=1,
+        repeats=2,
+        memory=False,
+    )
+    assert results[0].mode == "train" and results[0].median_ms > 0 and results[0].peak_memory_mb is None
+
+
 def test_train_step_updates_weights_and_bad_mode() -> None:
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
     before = model[1].weight.detach().clone()
