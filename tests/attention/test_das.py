@@ -122,7 +122,8 @@ def test_bad_inputs_name_expected_and_received_shapes() -> None:
 
 def test_registry_and_models() -> None:
     info = get_attention_info("das")
-    assert info.kind == "gate"
+    assert (info.kind, info.position, info.stages) == ("gate", "stage", (1, 2, 3, 4))  # docs/das.md ablation
+    assert DASGate(256).hidden == 16
     assert isinstance(create_attention("das", 64), DASGate)
     names = cnnattn.list_models("*_das")
     assert names == sorted(
