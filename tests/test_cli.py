@@ -48,3 +48,11 @@ def test_module_entry_point_runs() -> None:
         [sys.executable, "-m", "cnnattn", "list", "--kind", "gate"], capture_output=True, text=True, check=True
     )
     assert "triplet" in result.stdout
+
+
+def test_closed_pipe_is_not_a_traceback() -> None:
+    result = subprocess.run(
+        f"{sys.executable} -m cnnattn list | head -n 1", shell=True, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "Attention modules"
+    assert "Traceback" not in result.stderr
