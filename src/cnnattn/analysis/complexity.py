@@ -17,7 +17,7 @@ import torchvision  # noqa: F401  (registers torch.ops.torchvision)
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["complexity_table", "count_macs", "count_params"]
+__all__ = ["complexity_table", "count_macs", "count_params", "counted_forward"]
 
 BILINEAR_MACS = 4
 
@@ -55,17 +55,30 @@ def count_params(model: nn.Module) -> int:
 
 
 @torch.no_grad()
-def count_macs(model: nn.Module, input_size: Sequence[int] = (3, 224, 224), batch_size: int = 1) -> int:
-    """MACs of one forward pass of ``batch_size`` images of ``input_size`` (C, H, W), in eval mode."""
+def counted_forward(
+    model: nn.Module, input_size: Sequence[int] = (3, 224, 224), batch_size: int = 1
+) -> FlopCounterMode:
+    """Run one eval-mode forward of random (batch_size, *input_size) input under a FLOP counter that also
+    counts cnnattn's custom ops; the model's train/eval mode is restored. Returns the counter."""
+    param = next(model.parameters(), None)
+    x = torch.randn(
+        batch_size,
+        *input_size,
+        device=param.device if param is not None else None,
+        dtype=param.dtype if param is not None else None,
+    )
     was_training = model.training
-    param = next(model.parameters())
-    x = torch.randn(batch_size, *input_size, device=param.device, dtype=param.dtype)
     try:
         with FlopCounterMode(display=False, custom_mapping=CUSTOM_FLOPS) as counter:
             model.eval()(x)
     finally:
         model.train(was_training)
-    return counter.get_total_flops() // 2
+    return counter
+
+
+def count_macs(model: nn.Module, input_size: Sequence[int] = (3, 224, 224), batch_size: int = 1) -> int:
+    """MACs of one forward pass of ``batch_size`` images of ``input_size`` (C, H, W), in eval mode."""
+    return counted_forward(model, input_size, batch_size).get_total_flops() // 2
 
 
 def complexity_table(

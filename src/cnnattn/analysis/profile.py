@@ -13,10 +13,9 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from ..utils import format_table
-from .complexity import CUSTOM_FLOPS
+from .complexity import counted_forward
 
 __all__ = ["ModuleCost", "Profile", "profile"]
 
@@ -108,20 +107,10 @@ def profile(model: nn.Module, input_size: Sequence[int] = (3, 224, 224), batch_s
     """
     if len(input_size) != 3 or not all(isinstance(v, int) and v > 0 for v in input_size):
         raise ValueError(f"profile: input_size must be (C, H, W) positive ints; got {tuple(input_size)!r}.")
-    param = next(model.parameters(), None)
-    x = torch.randn(
-        batch_size,
-        *input_size,
-        device=param.device if param is not None else None,
-        dtype=param.dtype if param is not None else None,
-    )
-    was_training = model.training
     dense, handles = _dense_deltas(model)
     try:
-        with FlopCounterMode(display=False, custom_mapping=CUSTOM_FLOPS) as counter:
-            model.eval()(x)
+        counter = counted_forward(model, input_size, batch_size)
     finally:
-        model.train(was_training)
         for handle in handles:
             handle.remove()
     counts = counter.get_flop_counts()

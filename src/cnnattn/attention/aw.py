@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from timm.layers import make_divisible
 from torch import nn
 
+from ..ops.shapes import conv_output_size
 from .registry import register_attention
 
 __all__ = ["AWConv2d"]
@@ -145,11 +146,7 @@ class AWConv2d(nn.Conv2d):
 
     def _forward_chunk(self, x: torch.Tensor) -> torch.Tensor:
         batch = x.shape[0]
-        out_size = [
-            (x.shape[2 + d] + 2 * self.padding[d] - self.dilation[d] * (self.kernel_size[d] - 1) - 1) // self.stride[d]
-            + 1
-            for d in (0, 1)
-        ]
+        out_size = conv_output_size(x.shape[2:], self.kernel_size, self.stride, self.padding, self.dilation)
         weight = self.modulated_weight(x)
         if batch > 1 and self.groups == 1 and out_size[0] * out_size[1] <= BMM_MAX_PIXELS:
             # Small maps: unfolded patches and one batched matmul beat the batch-grouped conv on CPU.

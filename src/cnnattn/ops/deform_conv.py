@@ -25,6 +25,8 @@ import torchvision.ops
 from torch import nn
 from torch.nn.modules.utils import _pair
 
+from .shapes import conv_output_size
+
 __all__ = ["DeformConv2d", "deform_conv2d"]
 
 Impl = Literal["auto", "sampled", "torchvision"]
@@ -216,9 +218,7 @@ def deform_conv2d(
         _pair_int(v, n) for v, n in ((stride, "stride"), (padding, "padding"), (dilation, "dilation"))
     )
     kh, kw = weight.shape[-2:]
-    out_size = tuple(
-        (input.shape[2 + d] + 2 * padding[d] - dilation[d] * ((kh, kw)[d] - 1) - 1) // stride[d] + 1 for d in (0, 1)
-    )
+    out_size = conv_output_size(input.shape[2:], (kh, kw), stride, padding, dilation)
     groups, offset_groups = _check_shapes(input, offset, weight, mask, out_size)
     if (impl if impl != "auto" else default_impl(input.device)) == "torchvision":
         return torchvision.ops.deform_conv2d(input, offset, weight, bias, stride, padding, dilation, mask)
