@@ -57,6 +57,10 @@ class ZipImageFolder(torch.utils.data.Dataset):
             self._archive, self._pid = zipfile.ZipFile(self.path), os.getpid()
         return self._archive
 
+    def describe(self, index: int) -> str:
+        """Where sample ``index`` lives, for messages: ``<zip>:<entry>``."""
+        return f"{self.path}:{self.samples[index][0]}"
+
     def load_image(self, index: int) -> Image.Image:
         """The RGB image of sample ``index``."""
         with self._open().open(self.samples[index][0]) as f:

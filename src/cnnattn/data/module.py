@@ -1,0 +1,97 @@
+"""``ClassificationData``: a LightningDataModule over any recognised dataset (see :mod:`.sources`)."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import torch
+from torch.utils.data import DataLoader
+
+from .loading import EpochShardSampler, LoadedView, NamedSubset, OnBadImage, collate_skipping_bad
+from .sources import resolve_source
+from .transforms import Augment, build_transform
+
+__all__ = ["DEFAULT_IMG_SIZE", "ClassificationData"]
+
+DEFAULT_IMG_SIZE = 224
+SUBSET_SEED = 0  # train_subset picks the same images whatever the run's seed
+
+
+class ClassificationData(pl.LightningDataModule):
+    """Train and validation loaders, sharded over processes, deterministic from ``seed``.
+
+    Args:
+        data: A path or ``builtin:<name>`` (see :func:`cnnattn.data.resolve_source`).
+        img_size: Side of the square model input in pixels; None: the dataset's default (224 for photos).
+        batch_size: Per process (the global batch is ``batch_size × world size``).
+        num_workers: Loader worker processes per process.
+        augment, hflip: Train augmentation (see :func:`build_transform`); flips are off for sets whose
+            labels flips would change (digits) unless ``hflip`` is given.
+        seed: Seed of shuffling and augmentation.
+        on_bad_image: ``'skip'`` unreadable images with a warning, or ``'error'``.
+        train_subset: Use only N samples of the train split, the same N for every seed.
+    """
+
+    def __init__(
+        self,
+        data: str,
+        img_size: int | None,
+        batch_size: int,
+        num_workers: int = 2,
+        *,
+        augment: Augment = "auto",
+        hflip: float | None = None,
+        seed: int = 0,
+        on_bad_image: OnBadImage = "skip",
+        train_subset: int | None = None,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1; got {batch_size}.")
+        self.source = resolve_source(data)
+        self.img_size = img_size or self.source.default_img_size or DEFAULT_IMG_SIZE
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.augment, self.seed, self.on_bad_image, self.train_subset = augment, seed, on_bad_image, train_subset
+        self.hflip = (0.5 if self.source.flip_invariant else 0.0) if hflip is None else hflip
+        self._splits: dict[str, torch.utils.data.Dataset] = {}
+
+    def split(self, name: str) -> torch.utils.data.Dataset:
+        """The untransformed ``'train'`` or ``'val'`` dataset (opened once)."""
+        if name not in self._splits:
+            dataset = self.source.open(name)
+            if name == "train" and self.train_subset:
+                order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(SUBSET_SEED))
+                dataset = NamedSubset(dataset, sorted(order[: self.train_subset].tolist()))
+            self._splits[name] = dataset
+        return self._splits[name]
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.split("train").classes)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def _loader(self, name: str, shuffle: bool) -> DataLoader:
+        train = name == "train"
+        transform = build_transform(self.img_size, train, augment=self.augment, hflip=self.hflip)
+        view = LoadedView(self.split(name), transform, self.seed, self.on_bad_image)
+        trainer = self.trainer
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
+        sampler = EpochShardSampler(view, world, rank, shuffle=shuffle, seed=self.seed, drop_last=train)
+        return DataLoader(
+            view,
+            self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            collate_fn=collate_skipping_bad,
+            drop_last=train,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=bool(trainer and trainer.accelerator.__class__.__name__ == "CUDAAccelerator"),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
