@@ -1,0 +1,81 @@
+"""``evaluate``: top-1/top-5 of a ``cnnattn train`` checkpoint on a dataset's validation split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data import ClassificationData, DataError
+from .checkpoint_io import load_training_checkpoint
+from .config import TrainConfig
+from .module import CHECKPOINT_KEY
+from .train import build_model
+
+__all__ = ["evaluate", "load_trained_model"]
+
+
+def load_trained_model(checkpoint: str | Path) -> tuple[nn.Module, TrainConfig, list[str]]:
+    """The model of a training checkpoint (its EMA weights when the run used EMA), its recipe and classes."""
+    state = load_training_checkpoint(checkpoint)
+    if CHECKPOINT_KEY not in state or "state_dict" not in state:
+        raise ValueError(f"{checkpoint}: not a checkpoint written by `cnnattn train` (no {CHECKPOINT_KEY!r} entry).")
+    meta = state[CHECKPOINT_KEY]
+    config, classes = TrainConfig(**meta["config"]), list(meta["classes"])
+    model = build_model(config.replace(init_checkpoint=None), len(classes))  # weights come from the checkpoint
+    prefix = "ema.module." if config.ema_decay else "model."
+    weights = {k.removeprefix(prefix): v for k, v in state["state_dict"].items() if k.startswith(prefix)}
+    model.load_state_dict(weights)
+    return model.eval(), config, classes
+
+
+@torch.no_grad()
+def evaluate(
+    checkpoint: str | Path,
+    data: str | None = None,
+    *,
+    img_size: int | None = None,
+    batch_size: int = 128,
+    workers: int = 2,
+    device: str = "cpu",
+) -> dict:
+    """Top-1/top-5 (percent) and mean loss on the validation split of ``data`` (default: the run's data).
+
+    The classes of the data must match the checkpoint's (same names, same order), otherwise DataError.
+    """
+    model, config, classes = load_trained_model(checkpoint)
+    data = data or config.data
+    module = ClassificationData(data, img_size or config.img_size, batch_size, workers, seed=config.seed)
+    if module.classes != classes:
+        raise DataError(
+            f"{data}: its classes ({len(module.classes)}: {module.classes[:5]}...) differ from the checkpoint's "
+            f"({len(classes)}: {classes[:5]}...); evaluate on the dataset the model was trained on."
+        )
+    model.to(device)
+    correct1 = correct5 = images = 0
+    loss_sum = 0.0
+    k = min(5, len(classes))
+    for batch in module.val_dataloader():
+        if batch is None:
+            continue
+        x, y = (t.to(device) for t in batch)
+        logits = model(x)
+        top = logits.topk(k, dim=1).indices
+        correct1 += (top[:, 0] == y).sum().item()
+        correct5 += (top == y[:, None]).any(dim=1).sum().item()
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+        images += len(y)
+    if images == 0:
+        raise DataError(f"{data}: no readable images in the validation split.")
+    return {
+        "checkpoint": str(checkpoint),
+        "model": config.model,
+        "data": str(data),
+        "img_size": module.img_size,
+        "images": images,
+        "top1": 100 * correct1 / images,
+        "top5": 100 * correct5 / images,
+        "loss": loss_sum / images,
+    }

@@ -1,0 +1,186 @@
+"""``train``: one run of a recipe on PyTorch Lightning, resumable, with checkpoints, logs and results.json.
+
+Output folder layout::
+
+    <output>/checkpoints/last.ckpt   end of the latest epoch (resume from here)
+    <output>/checkpoints/best.ckpt   best validation top-1
+    <output>/logs/version_<n>/metrics.csv   CSV log, one version per start or resume
+    <output>/tensorboard/version_<n>/       TensorBoard log
+    <output>/config.yaml             the resolved recipe
+    <output>/results.json            final and best metrics, epochs, wall time
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from torch import nn
+
+from ..data import ClassificationData
+from ..models import create_model
+from ..models.norm import freeze_batch_norm
+from ..utils import atomic_write_text
+from .checkpoint_io import AtomicCheckpointIO
+from .config import PRECISIONS, TrainConfig
+from .module import ClassifierModule
+
+__all__ = ["TrainResult", "build_model", "default_output", "train"]
+
+NOISY_WARNINGS = (
+    ".*does not have many workers.*",
+    ".*number of training batches.*is smaller than the logging interval.*",
+    ".*Checkpoint directory .* exists and is not empty.*",
+    ".*LeafSpec.*is deprecated.*",
+)
+
+
+@dataclass
+class TrainResult:
+    """Metrics of a finished run; top-1/top-5 in percent on the validation split after the last epoch."""
+
+    output: str
+    num_classes: int
+    top1: float
+    top5: float
+    loss: float
+    best_top1: float
+    epochs: int
+    seconds: float
+    last_checkpoint: str
+    best_checkpoint: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def default_output(config: TrainConfig) -> Path:
+    """``runs/<model>-<dataset name>-s<seed>``."""
+    name = Path(config.data.replace("builtin:", "")).stem or "data"
+    return Path("runs") / f"{config.model}-{name}-s{config.seed}"
+
+
+def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
+    """The model of a recipe, from ``init_checkpoint`` if set, with frozen BatchNorm if asked."""
+    model = create_model(
+        config.model,
+        num_classes=num_classes,
+        attn_kwargs=config.attn_kwargs or None,
+        checkpoint_path=config.init_checkpoint,
+    )
+    return freeze_batch_norm(model) if config.freeze_bn else model
+
+
+def _precision(config: TrainConfig, accelerator: str) -> str:
+    if config.precision == "fp16" and accelerator == "cpu":
+        raise ValueError("precision fp16 needs a GPU; on CPU use precision=bf16 or 32.")
+    return PRECISIONS[config.precision]
+
+
+def _check_output(output: Path, resume: bool) -> Path | None:
+    """The checkpoint to resume from (or None); refuses to overwrite an earlier run's checkpoints."""
+    last = output / "checkpoints" / "last.ckpt"
+    if resume:
+        if not last.is_file():
+            raise FileNotFoundError(f"nothing to resume: {last} does not exist (start without --resume).")
+        return last
+    if last.exists():
+        raise ValueError(
+            f"{output} already holds a run ({last}); pass --resume to continue it or choose another --output."
+        )
+    return None
+
+
+def _trainer(config: TrainConfig, output: Path, callbacks: Sequence[Callback]) -> pl.Trainer:
+    accelerator = "gpu" if config.accelerator == "auto" and torch.cuda.is_available() else config.accelerator
+    accelerator = "cpu" if accelerator == "auto" else accelerator
+    folder = output / "checkpoints"
+    best = ModelCheckpoint(folder, "best", monitor="val/top1", mode="max", enable_version_counter=False)
+    last = ModelCheckpoint(folder, "last", enable_version_counter=False)  # every epoch, replacing the previous
+    loggers = [CSVLogger(output, name="logs")]
+    if config.tensorboard:
+        loggers.append(TensorBoardLogger(output, name="tensorboard"))
+    return pl.Trainer(
+        accelerator=accelerator,
+        devices=config.devices,
+        num_nodes=config.num_nodes,
+        strategy=config.strategy,
+        precision=_precision(config, accelerator),
+        max_epochs=config.epochs,
+        max_time={"minutes": config.max_minutes} if config.max_minutes else None,
+        gradient_clip_val=config.grad_clip,
+        sync_batchnorm=config.sync_bn,
+        use_distributed_sampler=False,  # ClassificationData shards with its own seeded sampler
+        callbacks=[best, last, *callbacks],
+        logger=loggers,
+        plugins=[AtomicCheckpointIO()],
+        enable_progress_bar=config.progress,
+        enable_model_summary=False,
+        log_every_n_steps=config.log_every,
+        num_sanity_val_steps=0,
+        default_root_dir=output,
+    )
+
+
+def train(config: TrainConfig, *, resume: bool = False, callbacks: Sequence[Callback] = ()) -> TrainResult:
+    """Train ``config.model`` on ``config.data``; resume from ``<output>/checkpoints/last.ckpt`` if asked."""
+    output = Path(config.output) if config.output else default_output(config)
+    ckpt_path = _check_output(output, resume)
+    pl.seed_everything(config.seed, workers=True, verbose=False)
+    data = ClassificationData(
+        config.data,
+        config.img_size,
+        config.batch_size,
+        config.workers,
+        augment=config.augment,  # type: ignore[arg-type]
+        hflip=config.hflip,
+        seed=config.seed,
+        on_bad_image=config.on_bad_image,  # type: ignore[arg-type]
+        train_subset=config.train_subset,
+    )
+    config = config.replace(img_size=data.img_size, output=str(output))
+    module = ClassifierModule(build_model(config, data.num_classes), config, data.classes)
+    trainer = _trainer(config, output, callbacks)
+    if trainer.is_global_zero:
+        output.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(output / "config.yaml", _yaml(config))
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        for pattern in NOISY_WARNINGS:
+            warnings.filterwarnings("ignore", pattern)
+        trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+    return _result(trainer, output, time.perf_counter() - start)
+
+
+def _yaml(config: TrainConfig) -> str:
+    import yaml
+
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
+def _result(trainer: pl.Trainer, output: Path, seconds: float) -> TrainResult:
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    best = trainer.checkpoint_callback.best_model_score  # the first ModelCheckpoint: best validation top-1
+    result = TrainResult(
+        output=str(output),
+        num_classes=len(trainer.lightning_module.classes),
+        top1=metrics.get("val/top1", float("nan")),
+        top5=metrics.get("val/top5", float("nan")),
+        loss=metrics.get("val/loss", float("nan")),
+        best_top1=float(best) if best is not None else float("nan"),
+        epochs=trainer.current_epoch,
+        seconds=seconds,
+        last_checkpoint=str(output / "checkpoints" / "last.ckpt"),
+        best_checkpoint=str(output / "checkpoints" / "best.ckpt"),
+    )
+    if trainer.is_global_zero:
+        atomic_write_text(output / "results.json", json.dumps(result.to_dict(), indent=2) + "\n")
+    return result

@@ -1,0 +1,28 @@
+"""Freeze BatchNorm in place: running statistics only, no affine updates, hooks and state-dict keys kept."""
+
+from __future__ import annotations
+
+from torch import nn
+
+__all__ = ["FrozenBatchNorm2d", "freeze_batch_norm"]
+
+
+class FrozenBatchNorm2d(nn.BatchNorm2d):
+    """A ``BatchNorm2d`` that always normalises with its running statistics (it never enters train mode)."""
+
+    def train(self, mode: bool = True) -> FrozenBatchNorm2d:
+        return super().train(False)
+
+
+def freeze_batch_norm(model: nn.Module) -> nn.Module:
+    """Turn every ``BatchNorm2d`` of ``model`` into :class:`FrozenBatchNorm2d` in place and return ``model``.
+
+    Unlike timm's ``freeze_batch_norm_2d``, modules keep their identity, so forward hooks (cnnattn's attention
+    placement) and checkpoint keys stay as they are. Affine parameters stop receiving gradients.
+    """
+    for module in model.modules():
+        if type(module) is nn.BatchNorm2d:
+            module.__class__ = FrozenBatchNorm2d
+            module.requires_grad_(False)
+            module.eval()
+    return model

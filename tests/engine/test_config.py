@@ -1,0 +1,80 @@
+"""Recipes: defaults < YAML < overrides, type coercion, errors that name the setting; schedules."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from cnnattn.engine import TrainConfig, load_config, parse_overrides
+from cnnattn.engine.schedule import WarmupSchedule
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def test_yaml_then_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text("model: resnet50_das\nepochs: 90\nlr: 0.2\nema-decay: 0.999\n")
+    config = load_config(path, epochs=None, **parse_overrides(["lr=0.05", "sched=step", "grad_clip=none"]))
+    assert (config.model, config.epochs, config.lr, config.sched, config.ema_decay) == (
+        "resnet50_das",
+        90,
+        0.05,
+        "step",
+        0.999,
+    )
+    assert config.grad_clip is None
+
+
+def test_overrides_are_coerced_to_the_field_type() -> None:
+    config = load_config(**parse_overrides(["epochs=3", "channels_last=true", "devices=2", "warmup_epochs=1"]))
+    assert config.epochs == 3 and config.channels_last is True and config.devices == 2 and config.warmup_epochs == 1.0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        (["colour=red"], "unknown setting 'colour'; settings are:"),
+        (["epochs=many"], "setting epochs: cannot read 'many'"),
+        (["opt=lamb"], r"opt must be one of \['sgd', 'adamw'\]; got 'lamb'"),
+        (["precision=fp8"], "precision must be one of"),
+        (["epochs=0"], "epochs must be at least 1"),
+        (["ema_decay=1.5"], "ema_decay must be in"),
+        (["lr"], "override 'lr' is not key=value"),
+    ],
+)
+def test_bad_settings_name_the_problem(overrides: list[str], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        load_config(**parse_overrides(overrides))
+
+
+def test_bad_config_files(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="config file"):
+        load_config(tmp_path / "none.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(ValueError, match="expected a mapping of settings"):
+        load_config(tmp_path / "list.yaml")
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_load(path: Path) -> None:
+    config = load_config(path)
+    assert config.epochs >= 1 and config.model
+
+
+def test_lr_scales_with_the_global_batch() -> None:
+    assert TrainConfig(batch_size=64).resolved_lr(world_size=4) == pytest.approx(0.1)
+    assert TrainConfig(batch_size=64, lr=0.3).resolved_lr(world_size=4) == 0.3
+    assert TrainConfig(opt="adamw").resolved_weight_decay() == 0.05
+
+
+def test_schedules() -> None:
+    cosine = WarmupSchedule("cosine", total_steps=110, warmup_steps=10)
+    assert cosine(0) == pytest.approx(0.1) and cosine(9) == 1.0
+    assert cosine(10) == 1.0 and cosine(60) == pytest.approx(0.5) and cosine(110) == pytest.approx(0.0, abs=1e-12)
+    step = WarmupSchedule("step", total_steps=100, step_size=30, gamma=0.1)
+    assert [step(s) for s in (0, 29, 30, 61)] == pytest.approx([1.0, 1.0, 0.1, 0.01])
+    floor = WarmupSchedule("cosine", total_steps=10, min_ratio=0.01)
+    assert floor(10) == pytest.approx(0.01) and not math.isnan(floor(5))
+    assert WarmupSchedule("none", total_steps=10)(7) == 1.0
