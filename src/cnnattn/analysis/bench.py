@@ -82,18 +82,20 @@ def make_step(model: nn.Module, x: torch.Tensor, mode: str, amp: bool) -> Callab
 
 
 def _prepare(
-    name: str, batch_size: int, img_size: int, device: str, channels_last: bool, compile: bool
+    name: str, batch_size: int, img_size: int, device: str, channels_last: bool, compile: bool, num_classes: int = 1000
 ) -> tuple[nn.Module, torch.Tensor]:
     dev = torch.device(device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model = create_model(name).to(dev, memory_format=memory_format)
+    model = create_model(name, num_classes=num_classes).to(dev, memory_format=memory_format)
     x = torch.randn(batch_size, 3, img_size, img_size, device=dev).contiguous(memory_format=memory_format)
     return (torch.compile(model) if compile else model), x
 
 
-def cpu_step_memory(name: str, batch_size: int, img_size: int, mode: str, channels_last: bool, amp: bool) -> dict:
+def cpu_step_memory(
+    name: str, batch_size: int, img_size: int, mode: str, channels_last: bool, amp: bool, num_classes: int = 1000
+) -> dict:
     """Growth of peak RSS over two steps of one model (run in a fresh process by :func:`bench`)."""
-    model, x = _prepare(name, batch_size, img_size, "cpu", channels_last, False)
+    model, x = _prepare(name, batch_size, img_size, "cpu", channels_last, False, num_classes)
     step = make_step(model, x, mode, amp)
     base = rss_baseline()
     step()
@@ -114,12 +116,15 @@ def bench(
     warmup: int = 3,
     repeats: int = 10,
     memory: bool = True,
+    num_classes: int = 1000,
 ) -> list[BenchResult]:
-    """Benchmark cnnattn/timm model names side by side (see module docs)."""
+    """Benchmark cnnattn/timm model names side by side (see module docs); models get ``num_classes`` outputs."""
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("device 'cuda' requested but no CUDA device is available; use --device cpu.")
     dev = torch.device(device)
-    prepared = {name: _prepare(name, batch_size, img_size, device, channels_last, compile) for name in names}
+    prepared = {
+        name: _prepare(name, batch_size, img_size, device, channels_last, compile, num_classes) for name in names
+    }
     steps = {name: make_step(model, x, mode, amp) for name, (model, x) in prepared.items()}
     timings = time_interleaved(steps, warmup=warmup, repeats=repeats, device=dev)
     results = []
@@ -144,14 +149,19 @@ def bench(
         )
     if memory:
         for result in results:
-            result.peak_memory_mb = _peak_memory(result, channels_last, amp, steps[result.model], dev)
+            result.peak_memory_mb = _peak_memory(result, channels_last, amp, steps[result.model], dev, num_classes)
     for result in results:
         result.ratio = result.median_ms / results[0].median_ms
     return results
 
 
 def _peak_memory(
-    result: BenchResult, channels_last: bool, amp: bool, step: Callable[[], None], device: torch.device
+    result: BenchResult,
+    channels_last: bool,
+    amp: bool,
+    step: Callable[[], None],
+    device: torch.device,
+    num_classes: int,
 ) -> float:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -167,6 +177,7 @@ def _peak_memory(
             mode=result.mode,
             channels_last=channels_last,
             amp=amp,
+            num_classes=num_classes,
         ),
     )["peak_memory_mb"]
 

@@ -1,0 +1,64 @@
+"""``compare``: every variant × seed trained under one recipe; table, CSV, Markdown and plot; resumable."""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+
+from cnnattn.cli import main
+from cnnattn.engine import TrainConfig
+from cnnattn.engine.compare import compare, variant_model
+
+BASE = TrainConfig(
+    data="builtin:digits", img_size=32, epochs=1, batch_size=32, workers=0, train_subset=64, progress=False,
+    tensorboard=False,
+)  # fmt: skip
+
+
+def test_compare_writes_table_csv_markdown_and_plot(tmp_path: Path) -> None:
+    rows = compare(BASE, ["none", "se"], seeds=2, output=tmp_path, latency_repeats=3)
+    assert [r.variant for r in rows] == ["none", "se"] and [r.model for r in rows] == ["resnet18", "resnet18_se"]
+    assert all(r.seeds == 2 and r.epochs == 1 and r.latency_ms > 0 and r.top1_std >= 0 for r in rows)
+    assert rows[1].params > rows[0].params and rows[1].macs > rows[0].macs
+    with open(tmp_path / "results.csv") as f:
+        table = list(csv.DictReader(f))
+    assert [r["variant"] for r in table] == ["none", "se"] and float(table[0]["top1_mean"]) == pytest.approx(
+        rows[0].top1_mean
+    )
+    markdown = (tmp_path / "results.md").read_text()
+    assert "Recipe: data builtin:digits (64 train images), 32×32 px, 1 epochs" in markdown and "| se " in markdown
+    assert (tmp_path / "accuracy_vs_macs.png").stat().st_size > 1000
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["none-s0", "none-s1", "se-s0", "se-s1"]
+    runs = [json.loads((tmp_path / f"se-s{s}" / "results.json").read_text())["top1"] for s in (0, 1)]
+    assert rows[1].top1_mean == pytest.approx(statistics.fmean(runs))
+    assert rows[1].top1_std == pytest.approx(statistics.stdev(runs))
+
+
+def test_compare_reuses_finished_runs(tmp_path: Path) -> None:
+    first = compare(BASE, ["none"], seeds=1, output=tmp_path, latency_repeats=2)
+    (tmp_path / "none-s0" / "checkpoints" / "last.ckpt").unlink()  # a re-run must not need (or retrain) it
+    again = compare(BASE, ["none"], seeds=1, output=tmp_path, latency_repeats=2)
+    assert again[0].top1_mean == first[0].top1_mean
+
+
+def test_budget_limits_each_run(tmp_path: Path) -> None:
+    rows = compare(BASE.replace(epochs=50), ["none"], seeds=1, budget_minutes=0.05, output=tmp_path, latency_repeats=2)
+    assert 1 <= rows[0].epochs < 50
+
+
+def test_variant_names_are_checked_before_training() -> None:
+    assert variant_model("resnet50", "none") == "resnet50" and variant_model("resnet18", "das") == "resnet18_das"
+    with pytest.raises(ValueError, match="unknown model 'resnet18_sparkle'"):
+        variant_model("resnet18", "sparkle")
+
+
+def test_cli_compare(tmp_path: Path, capsys) -> None:
+    argv = ["compare", "--data", "builtin:digits", "--attention", "none,eca", "--seeds", "1", "--epochs", "1"]
+    argv += ["--img-size", "32", "--workers", "0", "--no-progress", "--output", str(tmp_path), "train_subset=32"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "| none " in out and "| eca " in out and "top-1 % (mean ± std)" in out and "results.csv" in out
