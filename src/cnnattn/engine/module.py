@@ -54,7 +54,8 @@ class ClassifierModule(pl.LightningModule):
 
     def _train_forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.config.compile and self._compiled is None:
-            self._compiled = torch.compile(self.model)  # kept outside the module tree: checkpoint keys unchanged
+            # object.__setattr__ keeps the compiled wrapper out of the module tree: checkpoint keys stay the model's
+            object.__setattr__(self, "_compiled", torch.compile(self.model))
         return (self._compiled or self.model)(x)
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor | None:
