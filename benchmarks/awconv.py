@@ -55,56 +55,46 @@ def _timings(fns: dict[str, object], x: torch.Tensor, repeats: int) -> dict[str,
     return {n: (inf[n].median, trn[n].median) for n in fns}
 
 
+MODES = ("inference", "training step")
+SPEED_HEADERS = (
+    "B", "shape", "plain ms", "AW full ms", "naive full ms", "naive/AW full", "AW full/plain",
+    "AW shared ms", "naive shared ms", "naive/AW shared", "AW shared/plain",
+)  # fmt: skip
+
+
+def _speed_row(batch: int, shape: str, t: dict[str, float]) -> tuple[object, ...]:
+    ms = {name: f"{seconds * 1e3:.1f}" for name, seconds in t.items()}
+    return (
+        batch, shape, ms["plain"],
+        ms["aw full"], ms["naive full"], f"{t['naive full'] / t['aw full']:.2f}×", f"{t['aw full'] / t['plain']:.2f}×",
+        ms["aw shared"], ms["naive shared"], f"{t['naive shared'] / t['aw shared']:.2f}×",
+        f"{t['aw shared'] / t['plain']:.2f}×",
+    )  # fmt: skip
+
+
 def speed(args: argparse.Namespace) -> None:
-    rows = []
+    rows: dict[str, list[tuple[object, ...]]] = {mode: [] for mode in MODES}
     for batch in (int(b) for b in args.batches.split(",")):
         for channels, size in SHAPES:
             torch.manual_seed(0)
             x = torch.randn(batch, channels, size, size, requires_grad=True)
             full = AWConv2d(channels, channels, 3)
             shared = AWConv2d(channels, channels, 3, attention_shape="shared")
-            plain = torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False)
             fns = {
-                "plain": plain,
+                "plain": torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False),
                 "aw full": full,
                 "aw shared": shared,
                 "naive full": lambda z, layer=full: naive_loop(layer, z),
+                "naive shared": lambda z, layer=shared: naive_loop(layer, z),
             }
-            t = _timings(fns, x, args.repeats)
-            rows.append(
-                (
-                    batch,
-                    f"{channels}→{channels} @{size}²",
-                    *(f"{t[n][0] * 1e3:.1f}" for n in t),
-                    f"{t['naive full'][0] / t['aw full'][0]:.2f}×",
-                    f"{t['aw full'][0] / t['plain'][0]:.2f}×",
-                    *(f"{t[n][1] * 1e3:.1f}" for n in t),
-                    f"{t['naive full'][1] / t['aw full'][1]:.2f}×",
-                    f"{t['aw full'][1] / t['plain'][1]:.2f}×",
-                )
-            )
+            timings = _timings(fns, x, args.repeats)
+            for index, mode in enumerate(MODES):
+                row_times = {name: pair[index] for name, pair in timings.items()}
+                rows[mode].append(_speed_row(batch, f"{channels}→{channels} @{size}²", row_times))
             print(f"done: B={batch} C={channels}", file=sys.stderr)
-    print(
-        format_table(
-            (
-                "B",
-                "shape",
-                "infer plain ms",
-                "infer AW full ms",
-                "infer AW shared ms",
-                "infer naive ms",
-                "infer naive/AW",
-                "infer AW/plain",
-                "train plain ms",
-                "train AW full ms",
-                "train AW shared ms",
-                "train naive ms",
-                "train naive/AW",
-                "train AW/plain",
-            ),
-            rows,
-        )
-    )
+    for mode in MODES:
+        print(f"\n{mode} (medians; naive = the same layer run one sample at a time)\n")
+        print(format_table(SPEED_HEADERS, rows[mode]))
 
 
 def complexity(_: argparse.Namespace) -> None:

@@ -75,7 +75,12 @@ def _run(config: TrainConfig) -> TrainResult:
     output = Path(config.output or "")
     results = output / "results.json"
     if results.is_file():
-        return TrainResult(**json.loads(results.read_text()))
+        try:
+            return TrainResult(**json.loads(results.read_text()))
+        except (TypeError, ValueError) as err:
+            raise ValueError(
+                f"{results} is not a results file of this cnnattn version ({err}); delete {output} to retrain it."
+            ) from None
     return train(config, resume=(output / "checkpoints" / "last.ckpt").is_file())
 
 

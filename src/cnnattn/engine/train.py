@@ -40,6 +40,7 @@ NOISY_WARNINGS = (
     ".*number of training batches.*is smaller than the logging interval.*",
     ".*Checkpoint directory .* exists and is not empty.*",
     ".*LeafSpec.*is deprecated.*",
+    ".*module\\(s\\) in eval mode at the start of training.*",  # the EMA copy, on purpose
 )
 
 
