@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.accelerators import CUDAAccelerator
 from torch.utils.data import DataLoader
 
 from .loading import EpochShardSampler, LoadedView, NamedSubset, OnBadImage, collate_skipping_bad
@@ -87,7 +88,7 @@ class ClassificationData(pl.LightningDataModule):
             collate_fn=collate_skipping_bad,
             drop_last=train,
             persistent_workers=self.num_workers > 0,
-            pin_memory=bool(trainer and trainer.accelerator.__class__.__name__ == "CUDAAccelerator"),
+            pin_memory=bool(trainer and isinstance(trainer.accelerator, CUDAAccelerator)),
         )
 
     def train_dataloader(self) -> DataLoader:

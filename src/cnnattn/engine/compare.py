@@ -85,7 +85,7 @@ def _run(config: TrainConfig) -> TrainResult:
 
 
 def _summarise(variant: str, config: TrainConfig, runs: list[TrainResult], num_classes: int) -> CompareRow:
-    model = build_model(config, num_classes)
+    model = build_model(config.replace(init_checkpoint=None), num_classes)  # only its size and cost are needed
     top1 = [r.top1 for r in runs]
     return CompareRow(
         variant=variant,
