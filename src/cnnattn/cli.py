@@ -127,7 +127,7 @@ def _train_config(args: argparse.Namespace, **defaults: object):
     flags = {name: getattr(args, name) for name in TRAIN_FLAGS if getattr(args, name, None) is not None}
     if getattr(args, "amp", None):
         flags["precision"] = "fp16" if _cuda_selected(args) else "bf16"
-    if getattr(args, "no_progress", None):
+    if getattr(args, "no_progress", None) or getattr(args, "json", None):  # JSON output stays machine-readable
         flags["progress"] = False
     return load_config(args.config, **{**defaults, **flags, **parse_overrides(args.overrides)})
 
@@ -238,7 +238,7 @@ def _add_recipe_flags(parser: argparse.ArgumentParser, *, single_run: bool) -> N
         parser.add_argument("--output", help="run folder (default runs/<model>-<data>-s<seed>)")
         parser.add_argument("--seed", type=int)
         parser.add_argument("--resume", action="store_true", help="continue the run in --output from last.ckpt")
-        parser.add_argument("--json", action="store_true", help="print the result as JSON")
+        parser.add_argument("--json", action="store_true", help="print the result as JSON (no progress bar)")
     parser.add_argument(
         "--data", help="PATH (folder, .zip, CIFAR, Stanford Dogs, CUB) or builtin:digits|builtin:cluttered"
     )

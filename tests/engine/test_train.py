@@ -149,9 +149,9 @@ def test_checkpoints_with_code_are_refused(tmp_path: Path) -> None:
 
 def test_cli_train_eval_json(tmp_path: Path, capsys) -> None:
     out = tmp_path / "cli"
-    args = ["--data", "builtin:digits", "--epochs", "1", "--batch-size", "32", "--workers", "0", "--no-progress"]
+    args = ["--data", "builtin:digits", "--epochs", "1", "--batch-size", "32", "--workers", "0"]
     assert main(["train", "--model", "resnet18", *args, "--output", str(out), "--json", "train_subset=64"]) == 0
-    trained = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    trained = json.loads(capsys.readouterr().out)  # --json: stdout is the JSON alone (no progress bar)
     assert main(["eval", "--checkpoint", trained["last_checkpoint"], "--workers", "0", "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(metrics) >= {"top1", "top5"} and metrics["top1"] == pytest.approx(trained["top1"], abs=1e-3)
