@@ -126,16 +126,10 @@ def _train_config(args: argparse.Namespace, **defaults: object):
 
     flags = {name: getattr(args, name) for name in TRAIN_FLAGS if getattr(args, name, None) is not None}
     if getattr(args, "amp", None):
-        flags["precision"] = "fp16" if _cuda_selected(args) else "bf16"
+        flags["precision"] = "amp"  # bf16 on CPU, fp16 on GPU: resolved with the accelerator
     if getattr(args, "no_progress", None) or getattr(args, "json", None):  # JSON output stays machine-readable
         flags["progress"] = False
     return load_config(args.config, **{**defaults, **flags, **parse_overrides(args.overrides)})
-
-
-def _cuda_selected(args: argparse.Namespace) -> bool:
-    import torch
-
-    return torch.cuda.is_available() and getattr(args, "accelerator", None) != "cpu"
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -250,7 +244,7 @@ def _add_recipe_flags(parser: argparse.ArgumentParser, *, single_run: bool) -> N
     parser.add_argument("--opt", choices=("sgd", "adamw"))
     parser.add_argument("--sched", choices=("cosine", "step", "none"))
     parser.add_argument("--workers", type=int, help="data-loading processes per training process")
-    parser.add_argument("--precision", choices=("32", "bf16", "fp16"))
+    parser.add_argument("--precision", choices=("32", "bf16", "fp16", "amp"))
     parser.add_argument("--amp", action="store_true", help="mixed precision: bf16 on CPU, fp16 on GPU")
     parser.add_argument("--ema-decay", type=float, help="keep and evaluate an EMA of the weights, e.g. 0.9998")
     parser.add_argument("--grad-clip", type=float, help="clip the gradient norm to this value")

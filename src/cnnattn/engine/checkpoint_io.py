@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from ..utils import atomic_write
+
 __all__ = ["AtomicCheckpointIO", "atomic_torch_save", "load_training_checkpoint"]
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``torch.save`` through :func:`cnnattn.utils.atomic_write` (temporary file, fsync, rename)."""
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def load_training_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:

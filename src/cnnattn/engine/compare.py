@@ -124,15 +124,15 @@ def compare(
     models = {variant: variant_model(backbone, variant) for variant in attentions}  # fail fast on a typo
     output = Path(output)
     share = budget_minutes / (len(models) * seeds) if budget_minutes else None
-    rows, saved = [], None
+    rows = []
     for variant, model in models.items():
         runs = []
         for seed in range(seeds):
             config = base.replace(model=model, seed=seed, output=str(output / f"{variant}-s{seed}"), max_minutes=share)
             runs.append(_run(config))
-        saved = Path(runs[0].output)
-        rows.append(_summarise(variant, TrainConfig(**_saved_config(saved)), runs, runs[0].num_classes))
-    img_size, num_classes = TrainConfig(**_saved_config(saved)).img_size or 224, runs[0].num_classes
+        resolved = TrainConfig(**_saved_config(Path(runs[0].output)))  # img_size filled in by the run
+        rows.append(_summarise(variant, resolved, runs, runs[0].num_classes))
+    img_size, num_classes = resolved.img_size or 224, runs[0].num_classes
     latencies = bench(
         list(models.values()), img_size=img_size, repeats=latency_repeats, memory=False, num_classes=num_classes
     )

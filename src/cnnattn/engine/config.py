@@ -11,7 +11,7 @@ __all__ = ["TrainConfig", "load_config", "parse_overrides"]
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "step", "none")
-PRECISIONS = {"32": "32-true", "bf16": "bf16-mixed", "fp16": "16-mixed"}
+PRECISIONS = {"32": "32-true", "bf16": "bf16-mixed", "fp16": "16-mixed", "amp": None}  # amp: bf16 CPU, fp16 GPU
 LR_BASE = {"sgd": 0.1, "adamw": 1e-3}
 WEIGHT_DECAY = {"sgd": 1e-4, "adamw": 0.05}
 

@@ -81,6 +81,8 @@ def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
 
 
 def _precision(config: TrainConfig, accelerator: str) -> str:
+    if config.precision == "amp":
+        return PRECISIONS["bf16" if accelerator == "cpu" else "fp16"]
     if config.precision == "fp16" and accelerator == "cpu":
         raise ValueError("precision fp16 needs a GPU; on CPU use precision=bf16 or 32.")
     return PRECISIONS[config.precision]
