@@ -16,14 +16,13 @@ from typing import Any
 
 import timm
 import torchvision.models as tvm
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import FeatureListNet
 from torch import nn
 
 from ..attention.registry import get_attention_info, list_attention
+from .adapters.mobilenetv2 import MobileNetV2Adapter, pretrained_cfg
 from .checkpoint import load_checkpoint
 from .placement import attach
-from .sites import backbone_stages
 
 __all__ = ["BACKBONES", "ModelSpec", "buildable", "create_model", "list_models", "parse_model_name"]
 
@@ -34,21 +33,8 @@ def _timm_resnet(arch: str, num_classes: int, **kwargs: Any) -> nn.Module:
 
 def _mobilenet_v2(num_classes: int, **kwargs: Any) -> nn.Module:
     model = tvm.mobilenet_v2(weights=None, num_classes=num_classes, **kwargs)
-    stem = model.features[1]
-    model.feature_info = [dict(num_chs=stem.out_channels, reduction=2, module="features.1")] + [
-        dict(num_chs=stage[-1].channels, reduction=stage[-1].reduction, module=stage[-1].name)
-        for stage in backbone_stages(model)
-    ]
-    model.pretrained_cfg = dict(
-        input_size=(3, 224, 224),
-        interpolation="bilinear",
-        crop_pct=0.875,
-        mean=IMAGENET_DEFAULT_MEAN,
-        std=IMAGENET_DEFAULT_STD,
-        num_classes=num_classes,
-        first_conv="features.0.0",
-        classifier="classifier.1",
-    )
+    model.feature_info = MobileNetV2Adapter().feature_info(model)
+    model.pretrained_cfg = pretrained_cfg(num_classes)
     return model
 
 
@@ -57,7 +43,7 @@ BACKBONES: dict[str, Callable[..., nn.Module]] = {
     "mobilenetv2": _mobilenet_v2,
 }
 _FLATTEN_FEATURES = {"mobilenetv2"}
-# Stacks of attentions with model names of their own: AW-convolution with an activation gate (SPEC §4).
+# Stacks of attentions with model names of their own: AW-convolution with an activation gate (docs/aw.md).
 MODEL_STACKS: list[tuple[str, ...]] = [("aw", "se"), ("aw", "cbam")]
 
 

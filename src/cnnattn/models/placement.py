@@ -1,19 +1,19 @@
 """Attach attention to an existing backbone in place, keeping every original parameter's name and value.
 
-Positions (SPEC §1):
+Positions (README, "Placement"):
 
-* ``block``: inside each block, on the output of its last norm, before the residual add (SE style).
-  The module is registered as ``<block>.attn`` and applied by a forward hook on that norm.
-* ``after_block``: on each block's output (after the residual add and activation), as
-  ``<block>.attn_post``.
-* ``stage``: once per stage, on the output of its last block, as ``<last block>.attn_stage``.
+* ``block``: inside each block, on the output of its last norm, before the residual add (SE style),
+  as ``<block>.attn``;
+* ``after_block``: on each block's output (after the residual add and activation), as ``<block>.attn_post``;
+* ``stage``: once per stage, on the output of its last block, as ``<last block>.attn_stage``;
 * ``conv``: each k×k convolution of the block is replaced by a conv-kind attention built with the same
   ``in_channels, out_channels, kernel_size, stride`` (and ``dilation``/``groups`` where not 1). When the
   new module has a ``weight`` of the old shape, the old weight (and bias) is copied in.
 
-Hooks keep the original module tree, so state-dict keys of the plain backbone are unchanged and a
-plain-backbone checkpoint still loads; the new modules add keys under ``attn*`` (or inside the
-replaced conv).
+Gates live in the module tree and in ``forward``: the backbone's adapter (:mod:`cnnattn.models.adapters`)
+switches each receiving block to its attention-aware class, whose ``forward`` calls the slot. State-dict
+keys of the plain backbone are unchanged, so a plain-backbone checkpoint still loads; the new modules add
+keys under ``attn*`` (or inside the replaced conv).
 """
 
 from __future__ import annotations
@@ -26,21 +26,9 @@ import torch
 from torch import nn
 
 from ..attention.registry import ALL_STAGES, create_attention, get_attention_info, validate_placement
-from .sites import BlockSite, backbone_stages
+from .adapters import SLOTS, BackboneAdapter, BlockSite, find_adapter
 
-__all__ = ["ApplyAttention", "Placement", "attach"]
-
-_CHILD_NAMES = {"block": "attn", "after_block": "attn_post", "stage": "attn_stage"}
-
-
-class ApplyAttention:
-    """Forward hook returning ``attention(output)``; picklable and deep-copyable with its model."""
-
-    def __init__(self, attention: nn.Module) -> None:
-        self.attention = attention
-
-    def __call__(self, module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
-        return self.attention(output)
+__all__ = ["Placement", "attach"]
 
 
 @dataclass
@@ -62,22 +50,16 @@ def _match_reference(new: nn.Module, reference: nn.Module) -> nn.Module:
     return new.train(reference.training)
 
 
-def _add_child(block: nn.Module, child_name: str, module: nn.Module, site: BlockSite, position: str) -> None:
-    if hasattr(block, child_name):
+def _attach_gate(adapter: BackboneAdapter, site: BlockSite, name: str, position: str, kwargs: dict[str, Any]) -> str:
+    slot = SLOTS[position]
+    if getattr(site.block, slot, None) is not None:
         raise ValueError(
-            f"{site.name} already has attention at position {position!r} ({child_name!r}); "
+            f"{site.name} already has attention at position {position!r} ({slot!r}); "
             "attach at most one module per block and position."
         )
-    block.add_module(child_name, module)
-
-
-def _attach_gate(site: BlockSite, name: str, position: str, kwargs: dict[str, Any]) -> str:
     attention = _match_reference(create_attention(name, site.channels, **kwargs), site.block)
-    child_name = _CHILD_NAMES[position]
-    _add_child(site.block, child_name, attention, site, position)
-    host = site.block.get_submodule(site.norm_name) if position == "block" else site.block
-    host.register_forward_hook(ApplyAttention(attention))
-    return f"{site.name}.{child_name}"
+    setattr(adapter.attention_block(site.block), slot, attention)
+    return f"{site.name}.{slot}"
 
 
 def _conv_extras(conv: nn.Conv2d) -> dict[str, Any]:
@@ -125,9 +107,11 @@ def attach(
     """Add a registered attention module to ``model`` in place and return the model.
 
     Args:
-        model: torchvision ``ResNet`` (18–152), a timm ``ResNet``, or torchvision ``MobileNetV2``;
-            pretrained or not. No original parameter is renamed or changed (except that a conv-kind
-            attention of the same weight shape takes over the conv's weight, see module docs).
+        model: torchvision ``ResNet`` (18–152, any norm layer) or a module holding its ``layer1``…``layer4``
+            (e.g. a detector's ``backbone.body``), a timm ``ResNet``, or torchvision ``MobileNetV2``;
+            pretrained or not (the families are :func:`cnnattn.models.adapters.list_adapters`). No original
+            parameter is renamed or changed (except that a conv-kind attention of the same weight shape takes
+            over the conv's weight, see module docs).
         attention: Registry name, e.g. ``'se'``, ``'cbam'``, ``'bam'`` (``cnnattn.list_attention()``).
         stages: Which of the four stages (1..4) receive attention.
         position: ``'block'``, ``'after_block'``, ``'stage'`` (gates) or ``'conv'`` (conv kinds).
@@ -143,7 +127,8 @@ def attach(
     """
     info = get_attention_info(attention)
     stage_tuple = validate_placement(info.kind, stages, position, what=f"attention {attention!r}")
-    all_stages = backbone_stages(model)
+    adapter = find_adapter(model)
+    all_stages = adapter.stages(model)
     record = Placement(attention, position, stage_tuple, dict(attn_kwargs))
     for stage in stage_tuple:
         sites = all_stages[stage - 1]
@@ -151,7 +136,7 @@ def attach(
             record.modules += [_replace_conv(s, c, attention, attn_kwargs) for s in sites for c in s.conv_names]
         else:
             targets = sites[-1:] if position == "stage" else sites
-            record.modules += [_attach_gate(s, attention, position, attn_kwargs) for s in targets]
+            record.modules += [_attach_gate(adapter, s, attention, position, attn_kwargs) for s in targets]
     placements = getattr(model, "cnnattn_placements", [])
     model.cnnattn_placements = [*placements, record]
     return model
