@@ -44,7 +44,7 @@ def test_output_equals_reference_composition_with_torchvision_dc() -> None:
 def test_zero_initialised_offsets_make_dc_a_plain_conv() -> None:
     gate = DASGate(32, reduction=8).eval()
     x = torch.randn(1, 32, 8, 8)
-    attention, offsets = gate.attention_map(x)
+    attention, offsets = gate.gate_and_offsets(x)
     assert torch.count_nonzero(offsets) == 0
     hidden = gate.norm(gate.dsc(x))
     plain = F.conv2d(hidden, gate.dc.weight, gate.dc.bias, padding=1)
@@ -72,7 +72,7 @@ def test_modulated_mask_starts_at_half() -> None:
     x = torch.randn(1, 16, 5, 5)
     hidden = gate.norm(gate.dsc(x))
     half_conv = 0.5 * F.conv2d(hidden, gate.dc.weight, None, padding=1) + gate.dc.bias.view(1, -1, 1, 1)
-    torch.testing.assert_close(gate.attention_map(x)[0], torch.sigmoid(gate.gate_norm(half_conv)), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(gate.attention_map(x), torch.sigmoid(gate.gate_norm(half_conv)), rtol=1e-5, atol=1e-6)
 
 
 def test_keep_maps_only_when_asked() -> None:

@@ -14,10 +14,12 @@ from helpers import assert_rel_close, assert_trains
 SIZES = [(7, 7), (8, 8), (6, 11), (12, 5)]  # odd, even, non-square both ways
 
 
-def _pair(kernel: str, radius: float, stride: int = 1, **kwargs: object) -> tuple:
+def _pair(distance_fn: str, radius: float, stride: int = 1, **kwargs: object) -> tuple:
     torch.manual_seed(0)
-    separable = ExplicitAttentionConv2d(8, 40, 3, stride, kernel=kernel, init_radius=radius, **kwargs)
-    dense = ExplicitAttentionConv2d(8, 40, 3, stride, kernel=kernel, init_radius=radius, impl="dense", **kwargs)
+    separable = ExplicitAttentionConv2d(8, 40, 3, stride, distance_fn=distance_fn, init_radius=radius, **kwargs)
+    dense = ExplicitAttentionConv2d(
+        8, 40, 3, stride, distance_fn=distance_fn, init_radius=radius, impl="dense", **kwargs
+    )
     dense.load_state_dict(separable.state_dict())
     return separable, dense
 
@@ -65,7 +67,7 @@ def test_gaussian_map_is_the_softmax_of_squared_distances() -> None:
 
 
 def test_box_is_a_uniform_average_inside_linf_radius() -> None:
-    layer = ExplicitAttentionConv2d(8, 40, kernel="box", init_radius=1.0, box_temperature=1e-3)
+    layer = ExplicitAttentionConv2d(8, 40, distance_fn="box", init_radius=1.0, box_temperature=1e-3)
     a = layer.dense_map(5, 5, torch.device("cpu"), torch.float64)[0].view(5, 5, 5, 5).detach()
     centre = a[2, 2]
     torch.testing.assert_close(centre[1:4, 1:4], torch.full((3, 3), 1 / 9, dtype=torch.float64))
@@ -104,8 +106,8 @@ def test_registry_models_and_training() -> None:
 
 
 def test_bad_arguments() -> None:
-    with pytest.raises(ValueError, match="kernel must be one of"):
-        ExplicitAttentionConv2d(8, 40, kernel="cosine")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="distance_fn must be one of"):
+        ExplicitAttentionConv2d(8, 40, distance_fn="cosine")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="init_radius must be > 0"):
         ExplicitAttentionConv2d(8, 40, init_radius=0)
     with pytest.raises(ValueError, match="odd kernel_size"):

@@ -224,7 +224,8 @@ def test_stage_out_of_range_is_rejected(stages: tuple) -> None:
 def test_unknown_position_and_unsupported_model_are_rejected() -> None:
     with pytest.raises(ValueError, match="unknown position 'head'"):
         cnnattn.attach(tvm.resnet18(), "se", position="head")
-    with pytest.raises(ValueError, match=r"cannot place attention in .*Sequential.*supported backbone families:.*torchvision_resnet"):
+    families = r"cannot place attention in .*Sequential.*supported backbone families:.*torchvision_resnet"
+    with pytest.raises(ValueError, match=families):
         cnnattn.attach(nn.Sequential(nn.Conv2d(3, 8, 3)), "se")
 
 

@@ -2,9 +2,10 @@
 
 Per head: softmax((q·kᵀ + S_H + S_W) / √d_k^h) · v, where S_H[i, j] = q_i · r^H_{y_j − y_i} and
 S_W[i, j] = q_i · r^W_{x_j − x_i} are relative-position logits for height and width; N_h = 8 heads,
-d_k = 0.2·F, d_v = 0.1·F, concatenated with a conv of F − d_v channels (SPEC §5). Relative embeddings
-cover offsets up to ``max_rel_dist`` − 1 (64 covers every ResNet map at 224², where AA is exact); farther
-offsets share the edge embedding (clipping, as Shaw et al. 2018), so any resolution runs.
+d_k = 0.2·F, d_v = 0.1·F, concatenated with a conv of F − d_v channels (docs/eam.md compares our models with
+the published AA table). Relative embeddings cover offsets up to ``max_rel_dist`` − 1 (64 covers every ResNet
+map at 224², where AA is exact); farther offsets share the edge embedding (clipping, as Shaw et al. 2018), so
+any resolution runs.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 from torch import nn
 
 from .augmented import AugmentedConv2d, attention_channels, query_positions
+from .common import to_factory
 from .registry import register_attention
 
 __all__ = ["AttentionAugmentedConv2d"]
@@ -42,6 +44,7 @@ class AttentionAugmentedConv2d(AugmentedConv2d):
         value_ratio: d_v / F (0.1).
         relative: Add the relative-position logits (the paper's default).
         max_rel_dist: Offsets embedded without clipping (see module docs).
+        device, dtype: Where and in which precision to create the parameters (timm's factory keywords).
     """
 
     def __init__(
@@ -56,6 +59,8 @@ class AttentionAugmentedConv2d(AugmentedConv2d):
         value_ratio: float = 0.1,
         relative: bool = True,
         max_rel_dist: int = 64,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__(
             in_channels, out_channels, kernel_size, stride, attention_channels(out_channels, value_ratio, num_heads)
@@ -68,8 +73,10 @@ class AttentionAugmentedConv2d(AugmentedConv2d):
         if relative:
             self.rel_h = nn.Parameter(torch.randn(2 * max_rel_dist - 1, head_dim) * self.scale)
             self.rel_w = nn.Parameter(torch.randn(2 * max_rel_dist - 1, head_dim) * self.scale)
+        to_factory(self, device, dtype)
 
-    def attend(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    def attention_map(self, x: torch.Tensor) -> torch.Tensor:
+        """Softmax weights (B, N_h, H'·W', H·W) of each query (output grid) over every input position."""
         batch, _, height, width = x.shape
         q, k = self.qk(x).chunk(2, dim=1)
         q = q[..., :: self.stride, :: self.stride] * self.scale  # queries on the output grid
@@ -79,9 +86,13 @@ class AttentionAugmentedConv2d(AugmentedConv2d):
         logits = torch.einsum("bhdq,bhdk->bhqk", q.flatten(3), k)  # (B, h, H'W', HW)
         if self.relative:
             logits = logits + self._relative_logits(q, height, width)
-        attn = logits.softmax(dim=-1)
+        return logits.softmax(dim=-1)
+
+    def attend(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        batch, _, height, width = x.shape
+        attn = self.attention_map(x)
         out = torch.einsum("bhqk,bhdk->bhdq", attn, v.reshape(batch, self.num_heads, -1, height * width))
-        return out.reshape(batch, self.d_v, h_out, w_out)
+        return out.reshape(batch, self.d_v, -(-height // self.stride), -(-width // self.stride))
 
     def _relative_logits(self, q: torch.Tensor, height: int, width: int) -> torch.Tensor:
         """S_H + S_W for queries q (B, h, d, H', W') against all H×W keys: (B, h, H'W', HW)."""

@@ -16,6 +16,8 @@ import math
 import torch
 from torch import nn
 
+from .common import NotScriptable
+
 __all__ = ["AugmentedConv2d", "attention_channels", "query_positions"]
 
 
@@ -35,10 +37,12 @@ def query_positions(size: int, stride: int, device: torch.device, dtype: torch.d
     return torch.arange(0, size, stride, device=device, dtype=dtype)
 
 
-class AugmentedConv2d(nn.Module, abc.ABC):
+class AugmentedConv2d(NotScriptable, nn.Module, abc.ABC):
     """conv(x) (C_out − d_v channels) ∥ proj(attend(value(x))) (d_v channels), (B, C_in, H, W) -> (B, C_out, H', W').
 
-    Subclasses implement ``attend(x, v) -> (B, d_v, H', W')`` given the input and its value projection.
+    Subclasses implement ``attend(x, v) -> (B, d_v, H', W')`` given the input and its value projection, and
+    ``attention_map(x)``, the map the branch applies. ``torch.jit.script`` refuses these layers with a message
+    naming tracing and ``torch.export``, which work.
     """
 
     def __init__(
@@ -54,6 +58,10 @@ class AugmentedConv2d(nn.Module, abc.ABC):
         self.value = nn.Conv2d(in_channels, d_v, 1, bias=False)
         self.proj = nn.Conv2d(d_v, d_v, 1, bias=False)
         nn.init.kaiming_uniform_(self.proj.weight, a=math.sqrt(5))
+
+    @abc.abstractmethod
+    def attention_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The attention the branch applies for input ``x`` (each subclass documents its shape)."""
 
     @abc.abstractmethod
     def attend(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """AW-convolution: attention with the shape of the convolution weight (Zhu, Hofstee, Lee, Al-Ars, ICANN 2021).
 
-Known (SPEC §4): per sample, an attention A shaped like the kernel (C_out × C_in/groups × k × k), indexed
+Known (docs/aw.md): per sample, an attention A shaped like the kernel (C_out × C_in/groups × k × k), indexed
 by kernel tap and generated from the input by average pooling to k×k, 1×1 conv, ReLU, 1×1 conv; the
 output is ``conv(I, K ⊙ (1 + A))``. Assumed here, each an argument: the reduction, the final gate, the
 generator of the 'full' shape (a rank-R factorisation over (output, input) channel pairs, or a dense
@@ -17,6 +17,7 @@ from timm.layers import make_divisible
 from torch import nn
 
 from ..ops.shapes import conv_output_size
+from .common import NotScriptable, to_factory
 from .registry import register_attention
 
 __all__ = ["AWConv2d"]
@@ -33,7 +34,7 @@ BMM_MAX_PIXELS = 64  # measured on CPU (docs/benchmarks.md): unfold + bmm wins a
     kind="conv",
     description="AW-convolution: per-sample attention shaped like the kernel, conv(I, K ⊙ (1 + A)) (Zhu et al. 2021).",
 )
-class AWConv2d(nn.Conv2d):
+class AWConv2d(NotScriptable, nn.Conv2d):
     """Convolution whose kernel is modulated per sample: ``conv(I, K ⊙ (1 + gate(A(I))))``.
 
     A is generated from the input: adaptive average pool to k×k (one descriptor per kernel tap), 1×1 conv
@@ -50,20 +51,23 @@ class AWConv2d(nn.Conv2d):
         reduction: r, the generator's hidden width is C_in/r (assumed 16).
         rd_channels: Hidden width, overriding ``reduction``.
         attention_shape: ``'full'``: each output channel gets its own C_in/groups × k × k attention;
-            ``'shared'``: one C_in × k × k attention for all output channels (SPEC: +0.16 M params on
-            ResNet-50).
+            ``'shared'``: one C_in × k × k attention for all output channels (+0.16 M params on ResNet-50,
+            docs/aw.md).
         rank: For ``'full'``, A[o, c, t] = Σ_r u_r[o, t]·v_r[c, t] / R with R = ``rank`` factors, so the
             generator's last layer costs hidden·R·(C_out + C_in/groups) per tap-shared layer instead of
-            hidden·C_out·C_in/groups; ``None`` uses that dense last layer (SPEC: +32 M params on ResNet-50).
+            hidden·C_out·C_in/groups; ``None`` uses that dense last layer (+33 M params on ResNet-50, docs/aw.md).
         gate: Final function of A: ``'tanh'`` (assumed default; modulation in (0, 2)), ``'none'`` or
             ``'sigmoid'``; for the factorised 'full' generator it is applied to each factor (see
-            :meth:`attention`). With ``'none'``/``'tanh'`` and ``zero_init`` the layer starts as the plain conv.
+            :meth:`attention_map`). With ``'none'``/``'tanh'`` and ``zero_init`` the layer starts as the plain conv.
         zero_init: Zero-initialise the last generator layer (for the factorised form, its u part, so v keeps
             gradients flowing).
         act_layer: Hidden activation.
         max_kernel_bytes: On CPU, the batch runs in chunks whose modulated kernels fit this many bytes (a
             cache-sized working set was measured faster than materialising every sample's kernel at once,
             docs/benchmarks.md); ``None`` runs the whole batch in one call. Other devices: one call.
+        device, dtype: Where and in which precision to create the parameters (timm's factory keywords).
+
+    ``torch.jit.script`` refuses the layer with a message naming tracing and ``torch.export``, which work.
     """
 
     def __init__(
@@ -85,6 +89,8 @@ class AWConv2d(nn.Conv2d):
         zero_init: bool = True,
         act_layer: type[nn.Module] = nn.ReLU,
         max_kernel_bytes: int | None = MAX_KERNEL_BYTES,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         if attention_shape not in ("full", "shared"):
             raise ValueError(f"AWConv2d: attention_shape must be 'full' or 'shared'; got {attention_shape!r}.")
@@ -112,8 +118,9 @@ class AWConv2d(nn.Conv2d):
             with torch.no_grad():
                 self.fc2.weight[: self.attn_sizes[0]].zero_()
                 self.fc2.bias[: self.attn_sizes[0]].zero_()
+        to_factory(self, device, dtype)
 
-    def attention(self, x: torch.Tensor) -> torch.Tensor:
+    def attention_map(self, x: torch.Tensor) -> torch.Tensor:
         """The attention A per sample: (B, C_out, C_in/groups, k, k) for 'full', (B, C_in, k, k) for 'shared'.
 
         The gate is applied to A itself, except for the factorised 'full' generator, where it is applied to
@@ -136,7 +143,7 @@ class AWConv2d(nn.Conv2d):
 
     def modulated_weight(self, x: torch.Tensor) -> torch.Tensor:
         """K ⊙ (1 + A) for every sample, contiguous: (B, C_out, C_in/groups, k, k)."""
-        attn = self.attention(x)
+        attn = self.attention_map(x)
         if self.attention_shape == "shared":
             group_in, per_group = self.in_channels // self.groups, self.out_channels // self.groups
             weight = self.weight.view(1, self.groups, per_group, group_in, *self.kernel_size)

@@ -6,6 +6,7 @@ import torch
 from timm.layers import ConvNormAct, make_divisible
 from torch import nn
 
+from .common import to_factory
 from .registry import register_attention
 
 
@@ -28,6 +29,9 @@ class BAM(nn.Module):
         norm_layer: Norm after the spatial branch's convs (hidden and output).
         channel_norm_layer: Norm at the channel branch's output (paper: BatchNorm); ``None`` drops it,
             e.g. to train with a batch of 1.
+        device, dtype: Where and in which precision to create the parameters (timm's factory keywords).
+
+    :meth:`attention_map` returns σ(M_c + M_s), the map ``forward`` applies as X ⊙ (1 + map).
     """
 
     def __init__(
@@ -40,6 +44,8 @@ class BAM(nn.Module):
         act_layer: type[nn.Module] = nn.ReLU,
         norm_layer: type[nn.Module] = nn.BatchNorm2d,
         channel_norm_layer: type[nn.Module] | None = nn.BatchNorm2d,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         rd = rd_channels or make_divisible(channels * rd_ratio, 1, round_limit=0.0)
@@ -61,6 +67,7 @@ class BAM(nn.Module):
             nn.Conv2d(rd, 1, 1),
             norm_layer(1),
         )
+        to_factory(self, device, dtype)
 
     def attention_map(self, x: torch.Tensor) -> torch.Tensor:
         """σ(M_c + M_s), (B, C, H, W) in (0, 1)."""

@@ -1,12 +1,13 @@
 """DAS: deformable attention gate (Salajegheh, Asadi, Saryazdi, Mudur 2023, arXiv 2311.12091).
 
 Known (authors' figure): A = sigmoid(LN(DC(IN(DSC(X))))), output = X ⊙ A, with A of full C×H×W shape,
-no residual and no activation but the sigmoid. Everything else is assumed (SPEC §2) and is an argument:
+no residual and no activation but the sigmoid. Everything else is assumed and is an argument:
 the reduction α of the depthwise-separable conv, the kernel sizes, the offset predictor (a 3×3 conv of
 the IN output, zero-initialised so DC starts as a plain conv), offset groups, DCNv1 vs DCNv2 modulation,
-and the norms. The default placement in the model factory comes from our ablation (docs/das.md); the
-paper's own placement is unknown. Our default, once after each of the four stages with α = 16, is
-the cheapest variant and the most accurate DAS variant in that ablation.
+and the norms (docs/das.md lists what is known and what is assumed). The default placement in the model
+factory comes from our ablation (docs/das.md); the paper's own placement is unknown. Our default, once after
+each of the four stages with α = 16, is the cheapest variant and the most accurate DAS variant in that
+ablation.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from timm.layers import LayerNorm2d
 from torch import nn
 
 from ..ops.deform_conv import DeformConv2d, Impl
+from .common import to_factory
 from .registry import register_attention
 
 __all__ = ["DASGate"]
@@ -54,6 +56,10 @@ class DASGate(nn.Module):
         keep_maps: Keep the last attention map ``last_attention`` (B, C, H, W) and offsets ``last_offsets``
             (B, 2·G·k², H, W), detached, for visualisation; nothing is kept when False.
         impl: Deformable conv implementation (see :func:`cnnattn.ops.deform_conv2d`).
+        device, dtype: Where and in which precision to create the parameters (timm's factory keywords).
+
+    :meth:`attention_map` returns the gate A that ``forward`` applies; :meth:`gate_and_offsets` also returns
+    the deformable conv's offsets.
     """
 
     def __init__(
@@ -70,6 +76,8 @@ class DASGate(nn.Module):
         gate_norm_layer: Callable[[int], nn.Module] = LayerNorm2d,
         keep_maps: bool = False,
         impl: Impl = "auto",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         hidden = rd_channels or max(1, channels // reduction)
@@ -92,7 +100,9 @@ class DASGate(nn.Module):
         self.gate_norm = gate_norm_layer(channels)
         self.last_attention: torch.Tensor | None = None
         self.last_offsets: torch.Tensor | None = None
+        to_factory(self, device, dtype)
 
+    @torch.jit.unused
     def _check_input(self, x: torch.Tensor) -> None:
         if x.ndim != 4 or x.shape[1] != self.channels:
             raise ValueError(f"DASGate expects input of shape (B, {self.channels}, H, W); got {tuple(x.shape)}.")
@@ -102,17 +112,27 @@ class DASGate(nn.Module):
                 f"{tuple(x.shape)}): use larger images, other stages, or another norm_layer."
             )
 
-    def attention_map(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The gate A (B, C, H, W) in (0, 1), and the predicted offsets (B, 2·G·k², H, W)."""
-        self._check_input(x)
+    def gate_and_offsets(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The gate A (B, C, H, W) in (0, 1), and the predicted offsets (B, 2·G·k², H, W) in input pixels,
+        (dy, dx) per tap as in ``torchvision.ops.deform_conv2d``."""
+        if not torch.jit.is_scripting():
+            self._check_input(x)
         hidden = self.norm(self.dsc(x))
         predicted = self.offset(hidden)
         offsets = predicted[:, : self.num_offsets]
         mask = torch.sigmoid(predicted[:, self.num_offsets :]) if self.modulated else None
         return torch.sigmoid(self.gate_norm(self.dc(hidden, offsets, mask))), offsets
 
+    def attention_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The gate A (B, C, H, W) in (0, 1) that ``forward`` multiplies into ``x``."""
+        return self.gate_and_offsets(x)[0]
+
+    @torch.jit.unused
+    def _keep(self, attention: torch.Tensor, offsets: torch.Tensor) -> None:
+        self.last_attention, self.last_offsets = attention.detach(), offsets.detach()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        attention, offsets = self.attention_map(x)
-        if self.keep_maps:
-            self.last_attention, self.last_offsets = attention.detach(), offsets.detach()
+        attention, offsets = self.gate_and_offsets(x)
+        if self.keep_maps and not torch.jit.is_scripting():
+            self._keep(attention, offsets)
         return x * attention

@@ -2,12 +2,12 @@
 
 Known: self-attention whose map is not computed from the content but is a simple function of the distance
 between positions with a single learnable parameter (the radius); no query, key or positional encoding;
-the map averages a value tensor. Assumed here (SPEC §3), each an argument: softmax normalisation over all
+the map averages a value tensor. Assumed here (docs/eam.md), each an argument: softmax normalisation over all
 positions, the AA layout (a k×k conv of C_out − d_v channels concatenated with d_v = υ·C_out attention
 channels, υ = 0.1), one radius per layer (per head as an option), distances in feature-map pixels, the
-initial radius, and the kernels beyond the Gaussian.
+initial radius, and the distance functions beyond the Gaussian.
 
-Exact fast path: every kernel here has separable logits, l(p, q) = l_y(p_y, q_y) + l_x(p_x, q_x), so the
+Exact fast path: every distance function here has separable logits, l(p, q) = l_y(p_y, q_y) + l_x(p_x, q_x), so the
 softmax over all positions factorises, A = A_y ⊗ A_x, and out[c] = A_y · V[c] · A_xᵀ costs
 O(C·H·W·(H + W)) time and O(H² + W²) memory instead of O(C·(H·W)²) and O((H·W)²).
 """
@@ -22,16 +22,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from .augmented import AugmentedConv2d, attention_channels, query_positions
+from .common import to_factory
 from .registry import register_attention
 
-__all__ = ["KERNELS", "ExplicitAttentionConv2d", "axis_logits"]
+__all__ = ["DISTANCE_FNS", "ExplicitAttentionConv2d", "axis_logits"]
 
-Kernel = Literal["gaussian", "laplacian", "box"]
-KERNELS: tuple[str, ...] = ("gaussian", "laplacian", "box")
+DistanceFn = Literal["gaussian", "laplacian", "box"]
+DISTANCE_FNS: tuple[str, ...] = ("gaussian", "laplacian", "box")
 
 
 def axis_logits(
-    kernel: str, queries: torch.Tensor, keys: torch.Tensor, radius: torch.Tensor, box_temperature: float = 0.1
+    distance_fn: str, queries: torch.Tensor, keys: torch.Tensor, radius: torch.Tensor, box_temperature: float = 0.1
 ) -> torch.Tensor:
     """Per-axis logits (R, N_q, N_k) for radii (R,) between query and key coordinates (pixels).
 
@@ -40,9 +41,9 @@ def axis_logits(
     """
     d = (queries[:, None] - keys[None, :]).abs().unsqueeze(0)  # (1, N_q, N_k)
     r = radius.view(-1, 1, 1)
-    if kernel == "gaussian":
+    if distance_fn == "gaussian":
         return -(d * d) / (2 * r * r)
-    if kernel == "laplacian":
+    if distance_fn == "laplacian":
         return -d / r
     return F.logsigmoid((r + 0.5 - d) / box_temperature)
 
@@ -62,13 +63,15 @@ class ExplicitAttentionConv2d(AugmentedConv2d):
 
     Args:
         in_channels, out_channels, kernel_size, stride: As the convolution it replaces.
-        kernel: ``'gaussian'`` (default), ``'laplacian'`` (L1 distance) or ``'box'`` (L∞ distance).
-        ratio: υ = d_v / C_out (0.1).
+        distance_fn: How the map falls off with distance: ``'gaussian'`` (default), ``'laplacian'`` (L1
+            distance) or ``'box'`` (L∞ distance).
+        value_ratio: υ = d_v / C_out (0.1), the attention branch's share of the output channels (as in AA).
         num_heads: Heads of the value tensor.
         per_head_radius: One radius per head instead of one per layer.
         init_radius: Initial σ in feature-map pixels (assumed 2.0).
         box_temperature: Edge width τ of the box kernel, in pixels.
         impl: ``'separable'`` (exact, linear cost) or ``'dense'`` (the full (H'W' × HW) map; reference).
+        device, dtype: Where and in which precision to create the parameters (timm's factory keywords).
     """
 
     def __init__(
@@ -78,25 +81,31 @@ class ExplicitAttentionConv2d(AugmentedConv2d):
         kernel_size: int = 3,
         stride: int = 1,
         *,
-        kernel: Kernel = "gaussian",
-        ratio: float = 0.1,
+        distance_fn: DistanceFn = "gaussian",
+        value_ratio: float = 0.1,
         num_heads: int = 1,
         per_head_radius: bool = False,
         init_radius: float = 2.0,
         box_temperature: float = 0.1,
         impl: Literal["separable", "dense"] = "separable",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
-        if kernel not in KERNELS:
-            raise ValueError(f"ExplicitAttentionConv2d: kernel must be one of {KERNELS}; got {kernel!r}.")
+        if distance_fn not in DISTANCE_FNS:
+            raise ValueError(
+                f"ExplicitAttentionConv2d: distance_fn must be one of {DISTANCE_FNS}; got {distance_fn!r}."
+            )
         if impl not in ("separable", "dense"):
             raise ValueError(f"ExplicitAttentionConv2d: impl must be 'separable' or 'dense'; got {impl!r}.")
         if init_radius <= 0:
             raise ValueError(f"ExplicitAttentionConv2d: init_radius must be > 0 pixels; got {init_radius}.")
         super().__init__(
-            in_channels, out_channels, kernel_size, stride, attention_channels(out_channels, ratio, num_heads)
+            in_channels, out_channels, kernel_size, stride, attention_channels(out_channels, value_ratio, num_heads)
         )
-        self.kernel, self.num_heads, self.box_temperature, self.impl = kernel, num_heads, box_temperature, impl
+        self.distance_fn, self.num_heads, self.box_temperature = distance_fn, num_heads, box_temperature
+        self.impl = impl
         self.log_radius = nn.Parameter(torch.full((num_heads if per_head_radius else 1,), math.log(init_radius)))
+        to_factory(self, device, dtype)
 
     @property
     def radius(self) -> torch.Tensor:
@@ -112,7 +121,7 @@ class ExplicitAttentionConv2d(AugmentedConv2d):
     def _logits(self, size: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         keys = torch.arange(size, device=device, dtype=dtype)
         queries = query_positions(size, self.stride, device, dtype)
-        return axis_logits(self.kernel, queries, keys, self.radius.to(dtype), self.box_temperature)
+        return axis_logits(self.distance_fn, queries, keys, self.radius.to(dtype), self.box_temperature)
 
     def dense_map(self, height: int, width: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         """The full map A (R, H'·W', H·W): softmax over all positions of the summed per-axis logits."""
@@ -120,6 +129,11 @@ class ExplicitAttentionConv2d(AugmentedConv2d):
         logits = ly[:, :, None, :, None] + lx[:, None, :, None, :]  # (R, H', W', H, W)
         rows = ly.shape[1] * lx.shape[1]
         return torch.softmax(logits.reshape(-1, rows, height * width), dim=-1)
+
+    def attention_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The map the branch applies at ``x``'s size, (R, H'·W', H·W) with R radii; rows sum to 1. It does not
+        depend on the content of ``x``."""
+        return self.dense_map(x.shape[-2], x.shape[-1], x.device, x.dtype)
 
     def attend(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         batch, _, height, width = v.shape
@@ -147,5 +161,5 @@ class ExplicitAttentionConv2d(AugmentedConv2d):
     def extra_repr(self) -> str:
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-            f"d_v={self.d_v}, kernel={self.kernel!r}, heads={self.num_heads}, impl={self.impl!r}"
+            f"d_v={self.d_v}, distance_fn={self.distance_fn!r}, heads={self.num_heads}, impl={self.impl!r}"
         )

@@ -8,6 +8,7 @@ import torch
 from timm.layers import ConvNormAct
 from torch import nn
 
+from .common import to_factory
 from .registry import register_attention
 
 
@@ -21,11 +22,18 @@ class ZPool(nn.Module):
 class ZPoolGate(nn.Module):
     """Z-pool over dim 1 → k×k conv 2→1 → BN → sigmoid, multiplied into the input (B, D, P, Q)."""
 
-    def __init__(self, kernel_size: int = 7, bn_momentum: float = 0.01) -> None:
+    def __init__(
+        self,
+        kernel_size: int = 7,
+        bn_momentum: float = 0.01,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__()
         self.pool = ZPool()
         norm = partial(nn.BatchNorm2d, momentum=bn_momentum)
         self.conv = ConvNormAct(2, 1, kernel_size, norm_layer=norm, apply_act=False)
+        to_factory(self, device, dtype)
 
     def gate(self, x: torch.Tensor) -> torch.Tensor:
         """The sigmoid map, (B, 1, P, Q) in (0, 1)."""
@@ -41,28 +49,39 @@ class TripletAttention(nn.Module):
 
     Branch ``cw`` pools over H and gates each (C, W) position; ``hc`` pools over W and gates (H, C);
     ``hw`` pools over C and gates (H, W) (dropped with ``no_spatial=True``, the paper's ablation). No
-    parameter depends on the channel count; ``channels`` is accepted for the registry contract.
+    parameter depends on the channel count; ``channels`` is accepted for the registry contract. The mean of
+    the three gated tensors is X ⊙ mean(gates), computed that way: one full-size product instead of three.
 
     Args:
         channels: Input channels (unused).
         kernel_size: Size of each branch's conv (paper: 7).
         no_spatial: Average only the two cross-dimension branches.
         bn_momentum: BatchNorm momentum of the branches (the official code uses 0.01).
+        device, dtype: Where and in which precision to create the parameters (timm's factory keywords).
     """
 
     def __init__(
-        self, channels: int | None = None, kernel_size: int = 7, no_spatial: bool = False, bn_momentum: float = 0.01
+        self,
+        channels: int | None = None,
+        kernel_size: int = 7,
+        no_spatial: bool = False,
+        bn_momentum: float = 0.01,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        self.cw = ZPoolGate(kernel_size, bn_momentum)
-        self.hc = ZPoolGate(kernel_size, bn_momentum)
-        self.hw = None if no_spatial else ZPoolGate(kernel_size, bn_momentum)
+        dd = {"device": device, "dtype": dtype}
+        self.cw = ZPoolGate(kernel_size, bn_momentum, **dd)
+        self.hc = ZPoolGate(kernel_size, bn_momentum, **dd)
+        self.hw = None if no_spatial else ZPoolGate(kernel_size, bn_momentum, **dd)
+
+    def attention_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The multiplier ``forward`` applies: the mean of the branches' gates, (B, C, H, W) in (0, 1)."""
+        gates = self.cw.gate(x.permute(0, 2, 1, 3)).permute(0, 2, 1, 3)  # (B, C, 1, W)
+        gates = gates + self.hc.gate(x.permute(0, 3, 2, 1)).permute(0, 3, 2, 1)  # + (B, C, H, 1)
+        if self.hw is not None:
+            return (gates + self.hw.gate(x)) / 3  # + (B, 1, H, W)
+        return gates / 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outs = [
-            self.cw(x.permute(0, 2, 1, 3)).permute(0, 2, 1, 3),
-            self.hc(x.permute(0, 3, 2, 1)).permute(0, 3, 2, 1),
-        ]
-        if self.hw is not None:
-            outs.append(self.hw(x))
-        return torch.stack(outs).mean(dim=0)
+        return x * self.attention_map(x)

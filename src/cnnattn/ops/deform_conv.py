@@ -231,7 +231,8 @@ class DeformConv2d(nn.Module):
     """Deformable convolution layer, a drop-in for ``torchvision.ops.DeformConv2d`` with a selectable ``impl``.
 
     ``forward(input, offset, mask=None)``: input (B, C_in, H, W), offset (B, 2·G·k², H_out, W_out),
-    mask (B, G·k², H_out, W_out) or None; returns (B, C_out, H_out, W_out).
+    mask (B, G·k², H_out, W_out) or None; returns (B, C_out, H_out, W_out). Under ``torch.jit.script`` the
+    layer runs ``torchvision.ops.deform_conv2d`` (equal in output and gradients to every ``impl``).
     """
 
     def __init__(
@@ -245,6 +246,8 @@ class DeformConv2d(nn.Module):
         groups: int = 1,
         bias: bool = True,
         impl: Impl = "auto",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         if in_channels % groups or out_channels % groups:
@@ -257,8 +260,9 @@ class DeformConv2d(nn.Module):
         self.in_channels, self.out_channels, self.groups, self.impl = in_channels, out_channels, groups, impl
         self.kernel_size = _pair_int(kernel_size, "kernel_size")
         self.stride, self.padding, self.dilation = _pair(stride), _pair(padding), _pair(dilation)
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, *self.kernel_size))
-        self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
+        dd = {"device": device, "dtype": dtype}
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, *self.kernel_size, **dd))
+        self.bias = nn.Parameter(torch.empty(out_channels, **dd)) if bias else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -269,6 +273,14 @@ class DeformConv2d(nn.Module):
             nn.init.uniform_(self.bias, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
 
     def forward(self, input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if torch.jit.is_scripting():  # TorchScript runs torchvision's kernel: the same numbers (tests), scriptable
+            return torchvision.ops.deform_conv2d(
+                input, offset, self.weight, self.bias, self.stride, self.padding, self.dilation, mask
+            )
+        return self._forward_eager(input, offset, mask)
+
+    @torch.jit.unused
+    def _forward_eager(self, input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         return deform_conv2d(
             input, offset, self.weight, self.bias, self.stride, self.padding, self.dilation, mask, impl=self.impl
         )
