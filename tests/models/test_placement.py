@@ -121,7 +121,7 @@ def test_plain_checkpoint_loads_into_attached_model() -> None:
     assert result.missing_keys and all(".attn." in k for k in result.missing_keys)
 
 
-def test_deepcopy_and_pickle_keep_hooks_bound_to_their_own_copy() -> None:
+def test_deepcopy_and_pickle_keep_attention_bound_to_its_own_copy() -> None:
     model = cnnattn.attach(tvm.resnet18(num_classes=4), "se").eval()
     x = torch.randn(1, 3, 32, 32)
     reference = model(x)
@@ -236,3 +236,19 @@ def test_second_gate_at_same_position_is_rejected_but_other_positions_stack() ->
     cnnattn.attach(model, "eca", position="after_block")
     assert [p.attention for p in model.cnnattn_placements] == ["se", "eca"]
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 1000)
+
+
+def test_detector_body_and_frozen_norm_resnet_take_attention_at_every_position() -> None:
+    """A torchvision ResNet built with FrozenBatchNorm2d (as detectors build it), cut by IntermediateLayerGetter."""
+    from torchvision.models._utils import IntermediateLayerGetter
+    from torchvision.ops import FrozenBatchNorm2d
+
+    for position in GATE_POSITIONS:
+        resnet = tvm.resnet18(norm_layer=FrozenBatchNorm2d)
+        body = IntermediateLayerGetter(resnet, {"layer2": "0", "layer4": "1"})
+        cnnattn.attach(body, "se", position=position)
+        modules = [body.get_submodule(n) for n in body.cnnattn_placements[0].modules]
+        calls = _count_calls(modules)
+        features = body(torch.randn(1, 3, 64, 64))
+        assert [f.shape[1] for f in features.values()] == [128, 512]
+        assert calls[0] == len(modules) == (4 if position == "stage" else 8)

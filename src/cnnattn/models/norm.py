@@ -1,4 +1,4 @@
-"""Freeze BatchNorm in place: running statistics only, no affine updates, hooks and state-dict keys kept."""
+"""Freeze BatchNorm in place: running statistics only, no affine updates, modules and state-dict keys kept."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ class FrozenBatchNorm2d(nn.BatchNorm2d):
 def freeze_batch_norm(model: nn.Module) -> nn.Module:
     """Turn every ``BatchNorm2d`` of ``model`` into :class:`FrozenBatchNorm2d` in place and return ``model``.
 
-    Unlike timm's ``freeze_batch_norm_2d``, modules keep their identity, so forward hooks (cnnattn's attention
-    placement) and checkpoint keys stay as they are. Affine parameters stop receiving gradients.
+    Unlike timm's ``freeze_batch_norm_2d``, which swaps in modules without ``num_batches_tracked``, modules keep
+    their identity and checkpoint keys stay as they are. Affine parameters stop receiving gradients. (Attention
+    placed by cnnattn survives either: it is called from the blocks' ``forward``.)
     """
     for module in model.modules():
         if type(module) is nn.BatchNorm2d:

@@ -26,6 +26,8 @@ import torch
 from torch import nn
 
 __all__ = [
+    "BASIC_LAYOUT",
+    "BOTTLENECK_LAYOUT",
     "SLOTS",
     "AttentionSlots",
     "BackboneAdapter",
@@ -159,6 +161,11 @@ class BackboneAdapter(abc.ABC):
             block.__class__ = self.block_classes[plain]
             block.init_slots()  # type: ignore[attr-defined]
         return block
+
+
+# The two ResNet block layouts, the same in torchvision and timm.
+BASIC_LAYOUT = BlockLayout("bn2", ("conv1", "conv2"), "conv2")
+BOTTLENECK_LAYOUT = BlockLayout("bn3", ("conv2",), "conv3")
 
 
 class ResNetLayersAdapter(BackboneAdapter):

@@ -8,7 +8,7 @@ import torch
 from timm.models.resnet import BasicBlock, Bottleneck
 from torch import nn
 
-from .base import AttentionSlots, BlockLayout, ResNetLayersAdapter, register_adapter
+from .base import BASIC_LAYOUT, BOTTLENECK_LAYOUT, AttentionSlots, BlockLayout, ResNetLayersAdapter, register_adapter
 
 __all__ = ["AttnBasicBlock", "AttnBottleneck", "TimmResNetAdapter"]
 
@@ -57,7 +57,4 @@ class TimmResNetAdapter(ResNetLayersAdapter):
         BasicBlock: AttnBasicBlock,
         Bottleneck: AttnBottleneck,
     }
-    layouts: ClassVar[dict[type[nn.Module], BlockLayout]] = {
-        BasicBlock: BlockLayout("bn2", ("conv1", "conv2"), "conv2"),
-        Bottleneck: BlockLayout("bn3", ("conv2",), "conv3"),
-    }
+    layouts: ClassVar[dict[type[nn.Module], BlockLayout]] = {BasicBlock: BASIC_LAYOUT, Bottleneck: BOTTLENECK_LAYOUT}
