@@ -1,19 +1,34 @@
-"""Training and evaluation on PyTorch Lightning, and ``compare`` (several attention variants, one recipe)."""
+"""Training and evaluation on PyTorch Lightning, and ``compare`` (several attention variants, one recipe).
 
-from .checkpoint_io import AtomicCheckpointIO, load_training_checkpoint
-from .config import TrainConfig, load_config, parse_overrides
-from .module import ClassifierModule, NonFiniteLossError
-from .train import TrainResult, build_model, train
+Names are imported on first use, so ``cnnattn.engine.config`` (the recipe) loads without Lightning.
+"""
 
-__all__ = [
-    "AtomicCheckpointIO",
-    "ClassifierModule",
-    "NonFiniteLossError",
-    "TrainConfig",
-    "TrainResult",
-    "build_model",
-    "load_config",
-    "load_training_checkpoint",
-    "parse_overrides",
-    "train",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "AtomicCheckpointIO": ".checkpoint_io",
+    "load_training_checkpoint": ".checkpoint_io",
+    "TrainConfig": ".config",
+    "load_config": ".config",
+    "parse_overrides": ".config",
+    "NonFiniteLossError": ".errors",
+    "ClassifierModule": ".module",
+    "TrainResult": ".training",
+    "build_model": ".training",
+    "train": ".training",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -18,17 +18,17 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
+
 from ..analysis.bench import bench
 from ..analysis.complexity import count_macs, count_params
 from ..analysis.plots import plot_metric_vs_macs
 from ..models import parse_model_name
 from ..utils import atomic_write_text, format_table
-from .config import TrainConfig
-from .train import TrainResult, build_model, train
+from .config import DEFAULT_ATTENTIONS, TrainConfig
+from .training import TrainResult, build_model, train
 
 __all__ = ["CompareRow", "compare", "variant_model"]
-
-DEFAULT_ATTENTIONS = ("none", "se", "cbam", "das", "eam")
 
 
 @dataclass
@@ -81,6 +81,8 @@ def _run(config: TrainConfig) -> TrainResult:
             raise ValueError(
                 f"{results} is not a results file of this cnnattn version ({err}); delete {output} to retrain it."
             ) from None
+    if config.compile:  # a fresh compile cache per run: Dynamo stops compiling a function after 8 architectures
+        torch._dynamo.reset()
     return train(config, resume=(output / "checkpoints" / "last.ckpt").is_file())
 
 

@@ -7,13 +7,37 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TrainConfig", "load_config", "parse_overrides"]
+__all__ = ["COMPARE_RECIPE", "DEFAULT_ATTENTIONS", "TrainConfig", "load_config", "parse_overrides"]
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "step", "none")
 PRECISIONS = {"32": "32-true", "bf16": "bf16-mixed", "fp16": "16-mixed", "amp": None}  # amp: bf16 CPU, fp16 GPU
 LR_BASE = {"sgd": 0.1, "adamw": 1e-3}
 WEIGHT_DECAY = {"sgd": 1e-4, "adamw": 0.05}
+BAD_IMAGE = ("skip", "error")
+AUGMENTS = ("auto", "crop", "rrc", "none")
+# The built-in comparison (`cnnattn compare` without --config): short enough that five variants × two seeds
+# train in under 10 minutes on 2 CPU cores. Flags and key=value overrides still win.
+DEFAULT_ATTENTIONS = ("none", "se", "cbam", "das", "eam")
+COMPARE_RECIPE: dict[str, Any] = {
+    "epochs": 2,
+    "batch_size": 32,
+    "opt": "adamw",
+    "lr": 2e-3,
+    "warmup_epochs": 0.3,
+    "label_smoothing": 0.0,
+    "train_subset": 2500,
+}
+
+
+def _meta(help: str, choices: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """A recipe field's ``help`` and ``choices``: they also make its command-line flag (``cnnattn train --help``)."""
+    return {"help": help, "choices": choices}
+
+
+def _setting(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    """A recipe field with an immutable default."""
+    return field(default=default, metadata=_meta(help, choices))
 
 
 @dataclass
@@ -27,46 +51,50 @@ class TrainConfig:
     size and attention parameters missing from it keep their initialisation.
     """
 
-    model: str = "resnet18"
-    data: str = "builtin:cluttered"
-    img_size: int | None = None
-    epochs: int = 10
-    batch_size: int = 64
-    workers: int = 2
-    opt: str = "sgd"
-    lr: float | None = None
-    lr_base: float | None = None
-    momentum: float = 0.9
-    weight_decay: float | None = None
-    sched: str = "cosine"
-    warmup_epochs: float = 0.0
-    step_epochs: int = 30
-    step_gamma: float = 0.1
-    min_lr: float = 0.0
-    label_smoothing: float = 0.1
-    precision: str = "32"
-    ema_decay: float | None = None
-    grad_clip: float | None = None
-    channels_last: bool = False
-    compile: bool = False
-    accelerator: str = "auto"
-    devices: int | str = "auto"
-    num_nodes: int = 1
-    strategy: str = "auto"
-    sync_bn: bool = False
-    freeze_bn: bool = False
-    seed: int = 0
-    output: str | None = None
-    augment: str = "auto"
-    hflip: float | None = None
-    on_bad_image: str = "skip"
-    train_subset: int | None = None
-    max_minutes: float | None = None
-    attn_kwargs: dict[str, Any] = field(default_factory=dict)
-    init_checkpoint: str | None = None
-    progress: bool = True
-    log_every: int = 10
-    tensorboard: bool = True
+    model: str = _setting("resnet18", "model name, e.g. resnet18_das (see `cnnattn list`)")
+    data: str = _setting(
+        "builtin:cluttered", "PATH (folder, .zip, CIFAR, Stanford Dogs, CUB) or builtin:digits|builtin:cluttered"
+    )
+    img_size: int | None = _setting(None, "input side in pixels (default: the dataset's)")
+    epochs: int = _setting(10, "training epochs")
+    batch_size: int = _setting(64, "per process; global batch = this × processes")
+    workers: int = _setting(2, "data-loading processes per training process")
+    opt: str = _setting("sgd", "optimiser", OPTIMIZERS)
+    lr: float | None = _setting(None, "peak LR (default lr_base × global batch / 256)")
+    lr_base: float | None = _setting(None, "LR per global batch of 256 (default 0.1 SGD, 1e-3 AdamW)")
+    momentum: float = _setting(0.9, "SGD momentum")
+    weight_decay: float | None = _setting(None, "default 1e-4 (SGD) or 0.05 (AdamW)")
+    sched: str = _setting("cosine", "LR schedule after warm-up", SCHEDULES)
+    warmup_epochs: float = _setting(0.0, "linear LR warm-up, in epochs")
+    step_epochs: int = _setting(30, "step schedule: epochs between LR drops")
+    step_gamma: float = _setting(0.1, "step schedule: LR factor at each drop")
+    min_lr: float = _setting(0.0, "cosine schedule: final LR")
+    label_smoothing: float = _setting(0.1, "cross-entropy label smoothing")
+    precision: str = _setting("32", "32, bf16, fp16 (GPU) or amp (bf16 on CPU, fp16 on GPU)", tuple(PRECISIONS))
+    ema_decay: float | None = _setting(None, "keep and evaluate an EMA of the weights, e.g. 0.9998")
+    grad_clip: float | None = _setting(None, "clip the gradient norm to this value")
+    channels_last: bool = _setting(False, "channels-last memory format")
+    compile: bool = _setting(False, "torch.compile the training forward (inductor)")
+    accelerator: str = _setting("auto", "auto, cpu or gpu")
+    devices: int | str = _setting("auto", "devices per node: auto or a count (DDP when > 1)")
+    num_nodes: int = _setting(1, "nodes (DDP across nodes, e.g. under torchrun)")
+    strategy: str = _setting("auto", "Lightning strategy, e.g. ddp")
+    sync_bn: bool = _setting(False, "synchronise every BatchNorm (backbone and attention) across processes")
+    freeze_bn: bool = _setting(False, "freeze every BatchNorm (running statistics, no affine updates)")
+    seed: int = _setting(0, "seed of initialisation, data order and augmentation")
+    output: str | None = _setting(None, "run folder (default runs/<model>-<data>-s<seed>)")
+    augment: str = _setting("auto", "training augmentation: auto (by image size), crop, rrc or none", AUGMENTS)
+    hflip: float | None = _setting(None, "horizontal-flip probability (default: per dataset)")
+    on_bad_image: str = _setting("skip", "an unreadable image is skipped with a warning, or an error", BAD_IMAGE)
+    train_subset: int | None = _setting(None, "train on N samples of the train split (fixed choice)")
+    max_minutes: float | None = _setting(None, "stop the run after this wall-clock time")
+    attn_kwargs: dict[str, Any] = field(
+        default_factory=dict, metadata=_meta("attention constructor arguments as a YAML mapping, e.g. '{reduction: 8}'")
+    )
+    init_checkpoint: str | None = _setting(None, "local state dict to start from (e.g. ImageNet weights)")
+    progress: bool = _setting(True, "progress bar")
+    log_every: int = _setting(10, "log metrics every N steps")
+    tensorboard: bool = _setting(True, "also write a TensorBoard log")
 
     def __post_init__(self) -> None:
         self.validate()
@@ -76,7 +104,7 @@ class TrainConfig:
         _choice("opt", self.opt, OPTIMIZERS)
         _choice("sched", self.sched, SCHEDULES)
         _choice("precision", self.precision, tuple(PRECISIONS))
-        _choice("on_bad_image", self.on_bad_image, ("skip", "error"))
+        _choice("on_bad_image", self.on_bad_image, BAD_IMAGE)
         for name in ("epochs", "batch_size", "num_nodes"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1; got {getattr(self, name)}.")
@@ -86,6 +114,11 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in (0, 1), e.g. 0.9998; got {self.ema_decay}.")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1); got {self.label_smoothing}.")
+        if self.sync_bn and self.freeze_bn:
+            raise ValueError(
+                "sync_bn and freeze_bn exclude each other: frozen BatchNorm uses its running statistics and has "
+                "nothing to synchronise; choose one."
+            )
 
     def resolved_lr(self, world_size: int) -> float:
         """The peak learning rate for a global batch of ``batch_size × world_size``."""

@@ -12,7 +12,7 @@ from ..data import ClassificationData, DataError
 from .checkpoint_io import load_training_checkpoint
 from .config import TrainConfig
 from .module import CHECKPOINT_KEY
-from .train import build_model
+from .training import build_model
 
 __all__ = ["evaluate", "load_trained_model"]
 

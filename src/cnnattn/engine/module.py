@@ -15,15 +15,12 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from .. import __version__
 from .config import TrainConfig
+from .errors import NonFiniteLossError
 from .schedule import WarmupSchedule
 
 __all__ = ["CHECKPOINT_KEY", "ClassifierModule", "NonFiniteLossError"]
 
 CHECKPOINT_KEY = "cnnattn"
-
-
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or Inf."""
 
 
 class ClassifierModule(pl.LightningModule):
@@ -56,7 +53,7 @@ class ClassifierModule(pl.LightningModule):
         if self.config.compile and self._compiled is None:
             # object.__setattr__ keeps the compiled wrapper out of the module tree: checkpoint keys stay the model's
             object.__setattr__(self, "_compiled", torch.compile(self.model))
-        return (self._compiled or self.model)(x)
+        return (self.model if self._compiled is None else self._compiled)(x)
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor | None:
         if batch is None:  # every image of the batch was unreadable (each one warned)

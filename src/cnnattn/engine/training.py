@@ -23,6 +23,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from timm.layers import convert_sync_batchnorm
 from torch import nn
 
 from ..data import ClassificationData
@@ -80,6 +81,15 @@ def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
     return freeze_batch_norm(model) if config.freeze_bn else model
 
 
+def training_model(config: TrainConfig, num_classes: int) -> nn.Module:
+    """:func:`build_model`, with every BatchNorm (the backbone's and the attention modules') synchronised when
+    ``sync_bn`` is set. timm's converter, because torch's turns timm's norm + activation layers (BAM's) into
+    plain SyncBatchNorm and drops their activation. Done here rather than by Lightning, which converts only
+    under multi-process strategies; in one process SyncBatchNorm normalises exactly as BatchNorm does."""
+    model = build_model(config, num_classes)
+    return convert_sync_batchnorm(model) if config.sync_bn else model
+
+
 def _precision(config: TrainConfig, accelerator: str) -> str:
     if config.precision == "amp":
         return PRECISIONS["bf16" if accelerator == "cpu" else "fp16"]
@@ -120,7 +130,6 @@ def _trainer(config: TrainConfig, output: Path, callbacks: Sequence[Callback]) -
         max_epochs=config.epochs,
         max_time={"minutes": config.max_minutes} if config.max_minutes else None,
         gradient_clip_val=config.grad_clip,
-        sync_batchnorm=config.sync_bn,
         use_distributed_sampler=False,  # ClassificationData shards with its own seeded sampler
         callbacks=[best, last, *callbacks],
         logger=loggers,
@@ -150,7 +159,7 @@ def train(config: TrainConfig, *, resume: bool = False, callbacks: Sequence[Call
         train_subset=config.train_subset,
     )
     config = config.replace(img_size=data.img_size, output=str(output))
-    module = ClassifierModule(build_model(config, data.num_classes), config, data.classes)
+    module = ClassifierModule(training_model(config, data.num_classes), config, data.classes)
     trainer = _trainer(config, output, callbacks)
     if trainer.is_global_zero:
         output.mkdir(parents=True, exist_ok=True)
