@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
 import pytest
 
 import cnnattn
-from cnnattn.cli import main
+from cnnattn.cli import build_parser, main
+from cnnattn.cli.common import recipe
+from cnnattn.engine.config import TrainConfig
 
 REQUIRED = ("se", "eca", "cbam", "gc", "nl", "coord", "bam", "triplet")
 
@@ -56,3 +59,42 @@ def test_closed_pipe_is_not_a_traceback() -> None:
     )
     assert result.stdout.strip() == "Attention modules"
     assert "Traceback" not in result.stderr
+
+
+def test_list_imports_no_training_or_plotting_library() -> None:
+    code = "import sys; from cnnattn.cli import main; main(['list']); print(sorted(set(sys.modules) & HEAVY))"
+    heavy = "{'lightning', 'lightning.pytorch', 'matplotlib', 'torchmetrics', 'tensorboard'}"
+    result = subprocess.run(
+        [sys.executable, "-c", f"HEAVY = {heavy}\n{code}"], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("command", ["train", "compare"])
+def test_every_recipe_setting_has_a_flag_with_help(command: str) -> None:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices[command]
+    flags = {opt: action for action in sub._actions for opt in action.option_strings}
+    per_run = {"model", "output", "seed"} if command == "compare" else set()
+    for setting in dataclasses.fields(TrainConfig):
+        flag = "--" + setting.name.replace("_", "-")
+        if setting.name in per_run:  # compare sets these per run (its --output is the comparison's folder)
+            continue
+        assert flag in flags, f"{command} lacks {flag}"
+        assert flags[flag].help and "recipe default" in flags[flag].help
+
+
+def test_flags_reach_the_recipe_with_their_types() -> None:
+    args = build_parser().parse_args(
+        ["train", "--epochs", "3", "--lr", "0.05", "--no-progress", "--attn-kwargs", "{reduction: 8}", "--amp",
+         "--precision", "32", "label_smoothing=0.2"]
+    )  # fmt: skip
+    config = recipe(args)
+    assert (config.epochs, config.lr, config.progress, config.attn_kwargs) == (3, 0.05, False, {"reduction": 8})
+    assert config.precision == "amp" and config.label_smoothing == 0.2
+
+
+def test_a_bad_flag_value_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--epochs", "three"]) == 2
+    err = capsys.readouterr().err
+    assert "epochs" in err and "three" in err and len(err.strip().splitlines()) == 1

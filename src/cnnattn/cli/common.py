@@ -1,0 +1,76 @@
+"""Option parsing shared by the commands: list types and the recipe flags, derived from ``TrainConfig``'s fields."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any
+
+from ..engine.config import TrainConfig, load_config, parse_overrides
+
+__all__ = ["add_recipe_flags", "int_list", "recipe", "str_list"]
+
+# Set per run by `compare` (variant and seed) rather than once for all runs.
+PER_RUN_SETTINGS = ("model", "output", "seed")
+
+
+def int_list(text: str) -> list[int]:
+    """``'1,16'`` → ``[1, 16]``."""
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def str_list(text: str) -> list[str]:
+    """``'none, se'`` → ``['none', 'se']``."""
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def _yaml_mapping(text: str) -> dict[str, Any]:
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a YAML mapping such as '{{reduction: 8}}', got {text!r}")
+    return value
+
+
+def _flag(parser: argparse._ArgumentGroup, setting: dataclasses.Field) -> None:
+    """One ``--flag`` for one recipe setting; values stay strings and ``load_config`` converts them."""
+    flag, meta = "--" + setting.name.replace("_", "-"), setting.metadata
+    default = setting.default_factory() if setting.default is dataclasses.MISSING else setting.default
+    help_text = f"{meta.get('help', '')} [recipe default: {default}]"
+    if str(setting.type).startswith("bool"):
+        parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+    elif str(setting.type).startswith("dict"):
+        parser.add_argument(flag, type=_yaml_mapping, metavar="YAML", help=help_text)
+    else:
+        metavar = None if meta.get("choices") else str(setting.type).split(" ")[0].upper()  # INT, FLOAT, STR
+        parser.add_argument(flag, choices=meta.get("choices"), metavar=metavar, help=help_text)
+
+
+def add_recipe_flags(parser: argparse.ArgumentParser, *, single_run: bool) -> None:
+    """A flag for every ``TrainConfig`` setting (``compare`` sets model, output and seed itself), ``--config``,
+    ``--amp`` and trailing ``KEY=VALUE`` overrides. Unset flags leave the config file's (or default) values."""
+    parser.add_argument("--config", help="YAML recipe (see configs/); flags and KEY=VALUE overrides win")
+    parser.add_argument("--amp", action="store_true", help="mixed precision: bf16 on CPU, fp16 on GPU")
+    group = parser.add_argument_group("recipe settings (each also as KEY=VALUE)")
+    for setting in dataclasses.fields(TrainConfig):
+        if single_run or setting.name not in PER_RUN_SETTINGS:
+            _flag(group, setting)
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="any setting, e.g. label_smoothing=0.0")
+
+
+def recipe(args: argparse.Namespace, **defaults: Any) -> TrainConfig:
+    """The recipe: defaults < --config file or ``defaults`` < explicit flags < trailing KEY=VALUE overrides."""
+    flags = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(TrainConfig)}
+    if args.amp:
+        flags["precision"] = "amp"  # bf16 on CPU, fp16 on GPU: resolved with the accelerator
+    if getattr(args, "json", False):  # JSON output stays machine-readable: no progress bar on stdout
+        flags["progress"] = False
+    flags = {k: v for k, v in flags.items() if v is not None}
+    return load_config(args.config, **{**defaults, **flags, **parse_overrides(args.overrides)})

@@ -1,0 +1,31 @@
+"""``cnnattn train``: train a model on a dataset (PyTorch Lightning; resumable)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .common import add_recipe_flags, recipe
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("train", help="train a model on a dataset (PyTorch Lightning; resumable)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --output from last.ckpt")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON (no progress bar)")
+    add_recipe_flags(parser, single_run=True)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..engine import train
+
+    result = train(recipe(args), resume=args.resume)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return 0
+    print(
+        f"done: {result.epochs} epochs in {result.seconds / 60:.1f} min; val top-1 {result.top1:.2f} % "
+        f"(best {result.best_top1:.2f} %), top-5 {result.top5:.2f} %\ncheckpoints: {result.last_checkpoint}, "
+        f"{result.best_checkpoint}\nlogs and results: {result.output}"
+    )
+    return 0
