@@ -8,10 +8,15 @@ from typing import Any
 
 from ..engine.config import TrainConfig, load_config, parse_overrides
 
-__all__ = ["add_recipe_flags", "int_list", "recipe", "str_list"]
+__all__ = ["add_recipe_flags", "int_list", "recipe", "say", "str_list"]
 
 # Set per run by `compare` (variant and seed) rather than once for all runs.
 PER_RUN_SETTINGS = ("model", "output", "seed")
+
+
+def say(text: str) -> None:
+    """A line of a command's story on stdout, flushed at once (logs show it as it happens)."""
+    print(text, flush=True)
 
 
 def int_list(text: str) -> list[int]:
@@ -58,6 +63,7 @@ def add_recipe_flags(parser: argparse.ArgumentParser, *, single_run: bool) -> No
     ``--amp`` and trailing ``KEY=VALUE`` overrides. Unset flags leave the config file's (or default) values."""
     parser.add_argument("--config", help="YAML recipe (see configs/); flags and KEY=VALUE overrides win")
     parser.add_argument("--amp", action="store_true", help="mixed precision: bf16 on CPU, fp16 on GPU")
+    parser.add_argument("--quiet", action="store_true", help="no progress and no story: stdout holds the results only")
     group = parser.add_argument_group("recipe settings (each also as KEY=VALUE)")
     for setting in dataclasses.fields(TrainConfig):
         if single_run or setting.name not in PER_RUN_SETTINGS:
@@ -70,7 +76,7 @@ def recipe(args: argparse.Namespace, **defaults: Any) -> TrainConfig:
     flags = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(TrainConfig)}
     if args.amp:
         flags["precision"] = "amp"  # bf16 on CPU, fp16 on GPU: resolved with the accelerator
-    if getattr(args, "json", False):  # JSON output stays machine-readable: no progress bar on stdout
+    if args.quiet or getattr(args, "json", False):  # stdout stays machine-readable: no progress on it
         flags["progress"] = False
     flags = {k: v for k, v in flags.items() if v is not None}
     return load_config(args.config, **{**defaults, **flags, **parse_overrides(args.overrides)})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..engine.config import COMPARE_RECIPE, DEFAULT_ATTENTIONS
-from .common import add_recipe_flags, recipe, str_list
+from .common import add_recipe_flags, recipe, say, str_list
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -34,12 +34,19 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    from ..engine.compare import compare, table
+    from ..engine.compare import compare, differences, table
 
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     base = recipe(args, **({} if args.config else COMPARE_RECIPE))
     rows = compare(
-        base, args.attention, backbone=args.backbone, seeds=args.seeds, budget_minutes=args.budget, output=args.output
+        base,
+        args.attention,
+        backbone=args.backbone,
+        seeds=args.seeds,
+        budget_minutes=args.budget,
+        output=args.output,
+        report=None if args.quiet else say,
     )
-    print(f"\n{table(rows)}\n\nwritten: {args.output}/results.csv, results.md, accuracy_vs_macs.png")
+    findings = "\n".join(differences(rows))
+    print(f"\n{table(rows)}\n\n{findings}\n\nwritten: {args.output}/results.csv, results.md, accuracy_vs_macs.png")
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .common import add_recipe_flags, recipe
+from .common import add_recipe_flags, recipe, say
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -19,7 +19,13 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..engine import train
 
-    result = train(recipe(args), resume=args.resume)
+    config = recipe(args)
+    if config.progress:
+        say(
+            f"train: {config.model} on {config.data}, {config.epochs} epochs, batch {config.batch_size}"
+            f"{' (resuming)' if args.resume else ''}; output {config.output or 'runs/<model>-<data>-s<seed>'}"
+        )
+    result = train(config, resume=args.resume)
     if args.json:
         print(json.dumps(result.to_dict()))
         return 0

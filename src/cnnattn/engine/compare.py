@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
+import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,7 +30,9 @@ from ..utils import atomic_write_text, format_table
 from .config import DEFAULT_ATTENTIONS, TrainConfig
 from .training import TrainResult, build_model, train
 
-__all__ = ["CompareRow", "compare", "variant_model"]
+__all__ = ["CompareRow", "compare", "describe_recipe", "differences", "variant_model"]
+
+Report = Callable[[str], None]
 
 
 @dataclass
@@ -70,20 +74,42 @@ def variant_model(backbone: str, variant: str) -> str:
     return name
 
 
-def _run(config: TrainConfig) -> TrainResult:
-    """Reuse a finished run, resume an interrupted one, or start it."""
+def _run(config: TrainConfig, label: str, say: Report) -> tuple[TrainResult, bool]:
+    """Reuse a finished run (returns True), resume an interrupted one, or start it."""
     output = Path(config.output or "")
     results = output / "results.json"
     if results.is_file():
         try:
-            return TrainResult(**json.loads(results.read_text()))
+            result = TrainResult(**json.loads(results.read_text()))
         except (TypeError, ValueError) as err:
             raise ValueError(
                 f"{results} is not a results file of this cnnattn version ({err}); delete {output} to retrain it."
             ) from None
+        say(f"{label}: reused, finished earlier in {output}")
+        return result, True
+    resume = (output / "checkpoints" / "last.ckpt").is_file()
+    say(f"{label}: {'resuming' if resume else 'training'} in {output}")
     if config.compile:  # a fresh compile cache per run: Dynamo stops compiling a function after 8 architectures
         torch._dynamo.reset()
-    return train(config, resume=(output / "checkpoints" / "last.ckpt").is_file())
+    return train(config, resume=resume, label=label), False
+
+
+class _Remaining:
+    """Estimate of the comparison's remaining time: mean minutes of the runs trained so far × runs left."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.trained_seconds, self.trained = total, 0, 0.0, 0
+
+    def after(self, seconds: float, reused: bool) -> str:
+        self.done += 1
+        if not reused:
+            self.trained_seconds, self.trained = self.trained_seconds + seconds, self.trained + 1
+        left = self.total - self.done
+        if left == 0:
+            return "all runs done"
+        if not self.trained:
+            return f"{left} run(s) left"
+        return f"{left} run(s) left, about {left * self.trained_seconds / self.trained / 60:.1f} min"
 
 
 def _summarise(variant: str, config: TrainConfig, runs: list[TrainResult], num_classes: int) -> CompareRow:
@@ -113,25 +139,38 @@ def compare(
     budget_minutes: float | None = None,
     output: str | Path = "runs/compare",
     latency_repeats: int = 20,
+    report: Report | None = None,
 ) -> list[CompareRow]:
     """Train every variant for every seed ``0..seeds-1`` with ``base``'s recipe; write and return the table.
 
     ``budget_minutes`` (optional) is shared equally by all runs as a wall-clock limit each; runs stop at
     ``base.epochs`` or their share, whichever comes first (the table reports the epochs completed).
+    ``report`` (e.g. ``print``) receives the story: the plan, each run's start (or reuse) and result with an
+    estimate of the time left; each run's progress is labelled ``[i/N] <variant> · seed <s>``.
     """
     if seeds < 1:
         raise ValueError(f"seeds must be at least 1; got {seeds}.")
     if not attentions:
         raise ValueError("give at least one attention variant, e.g. none,se,cbam.")
     models = {variant: variant_model(backbone, variant) for variant in attentions}  # fail fast on a typo
-    output = Path(output)
+    output, say = Path(output), report or _silent
     share = budget_minutes / (len(models) * seeds) if budget_minutes else None
+    remaining = _Remaining(len(models) * seeds)
+    say(
+        f"compare: {len(models)} variant(s) × {seeds} seed(s) = {remaining.total} runs of {backbone} "
+        f"({', '.join(models)}); {describe_recipe(base, seeds, base.img_size, budget_minutes)}; results in {output}"
+    )
+    results: dict[str, list[TrainResult]] = {variant: [] for variant in models}
+    for index, (variant, seed) in enumerate(itertools.product(models, range(seeds)), start=1):
+        label = f"[{index}/{remaining.total}] {variant} · seed {seed}"
+        run_output = str(output / f"{variant}-s{seed}")
+        config = base.replace(model=models[variant], seed=seed, output=run_output, max_minutes=share)
+        result, reused = _run(config, label, say)
+        results[variant].append(result)
+        left = remaining.after(result.seconds, reused)
+        say(f"{label}: top-1 {result.top1:.2f} % after {result.epochs} epoch(s); {left}")
     rows = []
-    for variant, model in models.items():
-        runs = []
-        for seed in range(seeds):
-            config = base.replace(model=model, seed=seed, output=str(output / f"{variant}-s{seed}"), max_minutes=share)
-            runs.append(_run(config))
+    for variant, runs in results.items():
         resolved = TrainConfig(**_saved_config(Path(runs[0].output)))  # img_size filled in by the run
         rows.append(_summarise(variant, resolved, runs, runs[0].num_classes))
     img_size, num_classes = resolved.img_size or 224, runs[0].num_classes
@@ -142,6 +181,47 @@ def compare(
         row.latency_ms = timing.median_ms
     _write(rows, output, base, seeds, img_size, budget_minutes)
     return rows
+
+
+def describe_recipe(base: TrainConfig, seeds: int, img_size: int | None, budget: float | None) -> str:
+    """One line: data, size, epochs, batch, optimiser, schedule, smoothing, seeds."""
+    subset = f" ({base.train_subset} train images)" if base.train_subset else ""
+    size = f"{img_size}×{img_size} px" if img_size else "the data's default size"
+    return (
+        f"data {base.data}{subset}, {size}, {base.epochs} epochs{f' or {budget} min in all' if budget else ''}, "
+        f"batch {base.batch_size}, {base.opt} lr {base.lr or 'scaled'}, {base.sched} schedule, label smoothing "
+        f"{base.label_smoothing}, seeds 0..{seeds - 1}"
+    )
+
+
+def differences(rows: Sequence[CompareRow]) -> list[str]:
+    """Plain sentences: each variant whose top-1 differs from the baseline (``none`` if present, else the first
+    row) by more than two standard errors of the difference of seed means, or that none does."""
+    base = next((r for r in rows if r.variant == "none"), rows[0])
+    others = [r for r in rows if r is not base]
+    if not others:
+        return []
+    if min(r.seeds for r in rows) < 2:
+        return [
+            f"With one seed per variant the seed noise is unknown, so no difference from {base.variant} is judged; "
+            "use --seeds 3 or more."
+        ]
+    lines = []
+    for row in others:
+        delta = row.top1_mean - base.top1_mean
+        noise = 2 * math.sqrt(row.top1_std**2 / row.seeds + base.top1_std**2 / base.seeds)
+        if abs(delta) > noise:
+            lines.append(
+                f"{row.variant}: top-1 {delta:+.2f} points vs {base.variant} ({row.top1_mean:.2f} vs "
+                f"{base.top1_mean:.2f} %), beyond the seed noise (2 standard errors = {noise:.2f})."
+            )
+    return lines or [
+        f"No variant differs from {base.variant} beyond the seed noise (2 standard errors of the difference)."
+    ]
+
+
+def _silent(_: str) -> None:
+    """The default report: say nothing."""
 
 
 def _saved_config(run: Path) -> dict:
@@ -163,13 +243,9 @@ def _write(
     writer.writeheader()
     writer.writerows(asdict(r) for r in rows)
     atomic_write_text(output / "results.csv", buffer.getvalue())
-    subset = f" ({base.train_subset} train images)" if base.train_subset else ""
-    recipe = (
-        f"data {base.data}{subset}, {img_size}×{img_size} px, {base.epochs} epochs"
-        f"{f' or {budget} min in all' if budget else ''}, batch {base.batch_size}, {base.opt} lr "
-        f"{base.lr or 'scaled'}, {base.sched} schedule, label smoothing {base.label_smoothing}, seeds 0..{seeds - 1}"
-    )
-    atomic_write_text(output / "results.md", f"Recipe: {recipe}.\n\n{table(rows)}\n")
+    recipe = describe_recipe(base, seeds, img_size, budget)
+    findings = "\n".join(f"- {line}" for line in differences(rows))
+    atomic_write_text(output / "results.md", f"Recipe: {recipe}.\n\n{table(rows)}\n\n{findings}\n")
     plot_metric_vs_macs(
         [r.variant for r in rows],
         [r.macs for r in rows],

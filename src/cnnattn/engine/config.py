@@ -92,7 +92,7 @@ class TrainConfig:
         default_factory=dict, metadata=_meta("attention constructor arguments as a YAML mapping, e.g. '{reduction: 8}'")
     )
     init_checkpoint: str | None = _setting(None, "local state dict to start from (e.g. ImageNet weights)")
-    progress: bool = _setting(True, "progress bar")
+    progress: bool = _setting(True, "progress: a bar on a terminal, one line per epoch when stdout is a file or pipe")
     log_every: int = _setting(10, "log metrics every N steps")
     tensorboard: bool = _setting(True, "also write a TensorBoard log")
 

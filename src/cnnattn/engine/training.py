@@ -21,7 +21,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from timm.layers import convert_sync_batchnorm
 from torch import nn
@@ -33,6 +33,7 @@ from ..utils import atomic_write_text
 from .checkpoint_io import AtomicCheckpointIO
 from .config import PRECISIONS, TrainConfig
 from .module import ClassifierModule
+from .progress import progress_callbacks
 
 __all__ = ["TrainResult", "build_model", "default_output", "train"]
 
@@ -112,12 +113,13 @@ def _check_output(output: Path, resume: bool) -> Path | None:
     return None
 
 
-def _trainer(config: TrainConfig, output: Path, callbacks: Sequence[Callback]) -> pl.Trainer:
+def _trainer(config: TrainConfig, output: Path, callbacks: Sequence[Callback], label: str) -> pl.Trainer:
     accelerator = "gpu" if config.accelerator == "auto" and torch.cuda.is_available() else config.accelerator
     accelerator = "cpu" if accelerator == "auto" else accelerator
     folder = output / "checkpoints"
     best = ModelCheckpoint(folder, "best", monitor="val/top1", mode="max", enable_version_counter=False)
     last = ModelCheckpoint(folder, "last", enable_version_counter=False)  # every epoch, replacing the previous
+    progress = progress_callbacks(config.progress, label)
     loggers = [CSVLogger(output, name="logs")]
     if config.tensorboard:
         loggers.append(TensorBoardLogger(output, name="tensorboard"))
@@ -131,10 +133,10 @@ def _trainer(config: TrainConfig, output: Path, callbacks: Sequence[Callback]) -
         max_time={"minutes": config.max_minutes} if config.max_minutes else None,
         gradient_clip_val=config.grad_clip,
         use_distributed_sampler=False,  # ClassificationData shards with its own seeded sampler
-        callbacks=[best, last, *callbacks],
+        callbacks=[best, last, *progress, *callbacks],
         logger=loggers,
         plugins=[AtomicCheckpointIO()],
-        enable_progress_bar=config.progress,
+        enable_progress_bar=any(isinstance(c, ProgressBar) for c in progress),
         enable_model_summary=False,
         log_every_n_steps=config.log_every,
         num_sanity_val_steps=0,
@@ -142,8 +144,13 @@ def _trainer(config: TrainConfig, output: Path, callbacks: Sequence[Callback]) -
     )
 
 
-def train(config: TrainConfig, *, resume: bool = False, callbacks: Sequence[Callback] = ()) -> TrainResult:
-    """Train ``config.model`` on ``config.data``; resume from ``<output>/checkpoints/last.ckpt`` if asked."""
+def train(
+    config: TrainConfig, *, resume: bool = False, callbacks: Sequence[Callback] = (), label: str | None = None
+) -> TrainResult:
+    """Train ``config.model`` on ``config.data``; resume from ``<output>/checkpoints/last.ckpt`` if asked.
+
+    ``label`` names the run in its progress (default: the model name); see :mod:`cnnattn.engine.progress`.
+    """
     output = Path(config.output) if config.output else default_output(config)
     ckpt_path = _check_output(output, resume)
     pl.seed_everything(config.seed, workers=True, verbose=False)
@@ -160,7 +167,7 @@ def train(config: TrainConfig, *, resume: bool = False, callbacks: Sequence[Call
     )
     config = config.replace(img_size=data.img_size, output=str(output))
     module = ClassifierModule(training_model(config, data.num_classes), config, data.classes)
-    trainer = _trainer(config, output, callbacks)
+    trainer = _trainer(config, output, callbacks, label or config.model)
     if trainer.is_global_zero:
         output.mkdir(parents=True, exist_ok=True)
         atomic_write_text(output / "config.yaml", _yaml(config))
