@@ -8,7 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .analysis import profile
 from .attention import create_attention, list_attention, register_attention
-from .models import attach, create_model, list_models, load_checkpoint
+from .models import attach, create_detector, create_model, list_models, load_checkpoint
 
 try:
     __version__ = version("cnnattn")
@@ -19,6 +19,7 @@ __all__ = [
     "__version__",
     "attach",
     "create_attention",
+    "create_detector",
     "create_model",
     "list_attention",
     "list_models",

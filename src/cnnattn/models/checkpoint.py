@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["load_checkpoint", "read_state_dict"]
+__all__ = ["load_checkpoint", "load_state", "read_state_dict"]
 
 _WRAPPER_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model")
 _PREFIXES = ("module.", "model.", "_orig_mod.")
@@ -78,17 +78,15 @@ def _drop_mismatched_classifier(model: nn.Module, state: dict[str, torch.Tensor]
     return mismatched
 
 
-def load_checkpoint(model: nn.Module, path: str | Path, *, allow_missing: Collection[str] = ()) -> nn.Module:
-    """Load weights from ``path`` into ``model`` and return it.
+def load_state(
+    model: nn.Module, state: dict[str, torch.Tensor], path: str | Path, *, allow_missing: Collection[str] = ()
+) -> list[str]:
+    """Load ``state`` (read from ``path``) into ``model``; return the missing keys (all allowed).
 
-    Args:
-        model: The model to fill.
-        path: ``.safetensors`` or torch state-dict file.
-        allow_missing: Keys the file may lack (e.g. attention added to a plain backbone checkpoint);
-            any other missing key, and every unexpected key, raises ValueError.
+    A classifier of another shape keeps its initialisation with a warning; any other missing key, and every
+    unexpected key, raises ValueError naming them.
     """
     path = Path(path)
-    state = read_state_dict(path)
     allowed = set(allow_missing) | set(_drop_mismatched_classifier(model, state, path))
     result = model.load_state_dict(state, strict=False)
     missing = [k for k in result.missing_keys if k not in allowed]
@@ -98,4 +96,17 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, allow_missing: Collec
             f"({len(missing)} in all), unexpected {result.unexpected_keys[:6]} "
             f"({len(result.unexpected_keys)} in all)."
         )
+    return list(result.missing_keys)
+
+
+def load_checkpoint(model: nn.Module, path: str | Path, *, allow_missing: Collection[str] = ()) -> nn.Module:
+    """Load weights from ``path`` into ``model`` and return it.
+
+    Args:
+        model: The model to fill.
+        path: ``.safetensors`` or torch state-dict file.
+        allow_missing: Keys the file may lack (e.g. attention added to a plain backbone checkpoint);
+            any other missing key, and every unexpected key, raises ValueError.
+    """
+    load_state(model, read_state_dict(path), path, allow_missing=allow_missing)
     return model
