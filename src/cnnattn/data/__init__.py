@@ -1,6 +1,7 @@
 """Classification data: recognised layouts, built-in sets, transforms and the Lightning data module."""
 
 from .builtin import cluttered_digits, digits
+from .detection import DetectionRecord, DetectionSet, open_detection
 from .errors import DataError
 from .fine_grained import CUB200, StanfordDogs
 from .loading import EpochShardSampler, LoadedView, collate_skipping_bad
@@ -16,6 +17,8 @@ __all__ = [
     "ClassificationData",
     "DataError",
     "DatasetSource",
+    "DetectionRecord",
+    "DetectionSet",
     "EpochShardSampler",
     "LoadedView",
     "StanfordDogs",
@@ -25,5 +28,6 @@ __all__ = [
     "collate_skipping_bad",
     "digits",
     "open_dataset",
+    "open_detection",
     "resolve_source",
 ]
