@@ -19,9 +19,13 @@ def test_coco_maps_category_ids_to_contiguous_labels_and_back(tmp_path: Path) ->
     assert data.layout == "coco" and data.classes == ["cat", "dog"] and data.category_ids == [3, 17]
     assert data.num_classes == 3 and len(data) == 3  # the image without boxes is kept
     first = data.records[0]
-    torch.testing.assert_close(first.boxes, torch.tensor([[4.0, 5.0, 24.0, 20.0], [25.0, 2.0, 45.0, 32.0]]))
+    torch.testing.assert_close(
+        first.boxes, torch.tensor([[4.0, 5.0, 24.0, 20.0], [25.0, 2.0, 45.0, 32.0]], dtype=torch.float64)
+    )
     assert first.labels.tolist() == [1, 2] and first.ignore.tolist() == [False, True]  # the crowd is kept, ignored
+    assert first.areas.tolist() == [300.0, 600.0]  # COCO's own areas (the evaluator's size ranges use them)
     assert first.target()["labels"].tolist() == [1] and data.records[2].target()["boxes"].shape == (0, 4)
+    assert first.target()["boxes"].dtype == torch.float32
 
 
 def test_voc_standard_uses_its_split_files_and_difficult_objects_are_ignored(tmp_path: Path) -> None:
@@ -30,7 +34,9 @@ def test_voc_standard_uses_its_split_files_and_difficult_objects_are_ignored(tmp
     assert train.layout == "voc" and [r.image.name for r in train.records] == ["000000.jpg", "000001.jpg"]
     assert [r.image.name for r in val.records] == ["000002.jpg", "000003.jpg"]
     assert train.classes == val.classes == ["bird", "car"]
-    torch.testing.assert_close(train.records[0].boxes, torch.tensor([[4.0, 4.0, 20.0, 20.0]]))  # 1-based corners
+    torch.testing.assert_close(
+        train.records[0].boxes, torch.tensor([[4.0, 4.0, 20.0, 20.0]], dtype=torch.float64)
+    )  # 1-based corners
     assert val.records[1].ignore.tolist() == [True, False]
 
 
@@ -54,7 +60,7 @@ def test_bad_boxes_are_clipped_or_dropped_with_a_warning_naming_the_file(tmp_pat
     assert any(str(bad) in m and "clipped" in m for m in messages)
     assert any(str(bad) in m and "zero area" in m and "dropped" in m for m in messages)
     record = next(r for r in records if r.image.name == "r-0.jpg")
-    torch.testing.assert_close(record.boxes, torch.tensor([[0.0, 2.0, 48.0, 35.0]]))
+    torch.testing.assert_close(record.boxes, torch.tensor([[0.0, 2.0, 48.0, 35.0]], dtype=torch.float64))
 
 
 def test_unreadable_xml_and_missing_image_are_skipped_with_a_warning(tmp_path: Path) -> None:

@@ -41,7 +41,9 @@ SPLIT_NAMES = {"train": ("train",), "val": ("val", "test")}
 
 @dataclass
 class DetectionRecord:
-    """One image: its file, size and objects. ``boxes`` (N, 4) float pixels, ``labels`` (N,) in 1..K."""
+    """One image: its file, size and objects. ``boxes`` (N, 4) float64 pixels (x0, y0, x1, y1), ``labels`` (N,)
+    in 1..K, ``ignore`` (N,) crowd or difficult, ``areas`` (N,) in pixels² (COCO's own ``area`` where given,
+    which the evaluator's size ranges use, else the box area)."""
 
     image: Path
     image_id: int
@@ -50,11 +52,12 @@ class DetectionRecord:
     boxes: torch.Tensor
     labels: torch.Tensor
     ignore: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.bool))
+    areas: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.float64))
 
     def target(self) -> dict[str, torch.Tensor]:
-        """Training target: boxes and labels of the objects not ignored."""
+        """Training target: float32 boxes and labels of the objects not ignored."""
         keep = ~self.ignore
-        return {"boxes": self.boxes[keep], "labels": self.labels[keep], "image_id": torch.tensor(self.image_id)}
+        return {"boxes": self.boxes[keep].float(), "labels": self.labels[keep], "image_id": torch.tensor(self.image_id)}
 
 
 @dataclass
@@ -93,16 +96,18 @@ def _clean_boxes(boxes: torch.Tensor, width: int, height: int, source: str) -> t
     return keep
 
 
-Objects = list[tuple[list[float], int, bool]]  # (x0, y0, x1, y1), label, ignore
+Objects = list[tuple[list[float], int, bool, float | None]]  # (x0, y0, x1, y1), label, ignore, area
 
 
 def _record(image: Path, image_id: int, size: tuple[int, int], objects: Objects, source: str) -> DetectionRecord:
     width, height = size
-    boxes = torch.tensor([o[0] for o in objects], dtype=torch.float32).reshape(-1, 4)
+    boxes = torch.tensor([o[0] for o in objects], dtype=torch.float64).reshape(-1, 4)
     labels = torch.tensor([o[1] for o in objects], dtype=torch.int64)
     ignore = torch.tensor([o[2] for o in objects], dtype=torch.bool)
     keep = _clean_boxes(boxes, width, height, source)
-    return DetectionRecord(image, image_id, width, height, boxes[keep], labels[keep], ignore[keep])
+    box_areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    areas = torch.tensor([box_areas[i] if o[3] is None else o[3] for i, o in enumerate(objects)], dtype=torch.float64)
+    return DetectionRecord(image, image_id, width, height, boxes[keep], labels[keep], ignore[keep], areas[keep])
 
 
 def _open_coco(annotations: Path, images: Path) -> DetectionSet:
@@ -118,7 +123,9 @@ def _open_coco(annotations: Path, images: Path) -> DetectionSet:
         x, y, w, h = ann["bbox"]
         if ann["image_id"] in objects and ann["category_id"] in label_of:
             crowd = bool(ann.get("iscrowd", 0))
-            objects[ann["image_id"]].append(([x, y, x + w, y + h], label_of[ann["category_id"]], crowd))
+            objects[ann["image_id"]].append(
+                ([x, y, x + w, y + h], label_of[ann["category_id"]], crowd, ann.get("area"))
+            )
     records = [
         _record(
             images / info["file_name"],
@@ -165,7 +172,7 @@ def _read_voc(xmls: Iterable[Path], find_image) -> tuple[list, list[str]]:
 def _voc_set(parsed: list, classes: list[str], layout: str) -> DetectionSet:
     label_of = {name: i + 1 for i, name in enumerate(classes)}
     records = [
-        _record(image, i, size, [(box, label_of[name], hard) for box, name, hard in objects], str(xml))
+        _record(image, i, size, [(box, label_of[name], hard, None) for box, name, hard in objects], str(xml))
         for i, (xml, image, size, objects) in enumerate(parsed)
     ]
     return DetectionSet(records, classes, list(range(1, len(classes) + 1)), layout)
