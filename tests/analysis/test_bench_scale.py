@@ -100,3 +100,16 @@ def test_cli_profile_bench_scale_json(capsys: pytest.CaptureFixture[str], tmp_pa
 def test_cli_errors_are_messages_not_tracebacks(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["profile", "resnet50_nope"]) == 2
     assert "unknown model 'resnet50_nope'" in capsys.readouterr().err
+
+
+def test_profile_cli_reports_detector_parts(capsys) -> None:
+    args = ["profile", "resnet18_das", "--detector", "retinanet", "--img-size", "128", "--num-classes", "3", "--json"]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    parts = report["parts"]
+    assert set(parts) == {"backbone", "fpn", "heads"}
+    assert sum(p["params"] for p in parts.values()) == report["params"]
+    assert sum(p["macs"] for p in parts.values()) == report["macs"]
+    assert all(p["macs"] > 0 for p in parts.values())
+    das = next(m for m in report["modules"] if m["name"] == "backbone.body.layer4.1.attn_stage")
+    assert das["macs"] > 0  # the deformable conv inside DAS is counted

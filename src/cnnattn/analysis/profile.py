@@ -78,6 +78,19 @@ class Profile:
         rows.append(("total", "", f"{self.params / 1e6:.3f}", f"{self.macs / 1e9:.4f}", f"{self.dense_macs / 1e9:.4f}"))
         return format_table(("module", "type", "params (M)", "GMACs", "dense GMACs"), rows)
 
+    def detector_parts(self) -> dict[str, dict[str, int]]:
+        """A detector's ``backbone`` (``backbone.body``), ``fpn`` (``backbone.fpn``) and ``heads`` (the rest:
+        RPN and RoI heads, or the one-stage head), each with params, MACs and dense-equivalent MACs."""
+        body, fpn = self.module("backbone.body"), self.module("backbone.fpn")
+        parts = {name: {"params": c.params, "macs": c.macs, "dense_macs": c.dense_macs} for name, c in
+                 (("backbone", body), ("fpn", fpn))}  # fmt: skip
+        parts["heads"] = {
+            "params": self.params - body.params - fpn.params,
+            "macs": self.macs - body.macs - fpn.macs,
+            "dense_macs": self.dense_macs - body.dense_macs - fpn.dense_macs,
+        }
+        return parts
+
     def to_dict(self) -> dict:
         return asdict(self)
 
