@@ -11,7 +11,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--checkpoint", required=True, help="a .ckpt written by `cnnattn train`")
     parser.add_argument("--data", help="dataset (default: the one the model was trained on)")
     parser.add_argument("--img-size", type=int, help="default: the training resolution")
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, help="default 128; detectors: the training batch size")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", action="store_true")
@@ -32,8 +32,13 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(metrics))
         return 0
-    print(
-        f"{metrics['model']} on {metrics['data']} ({metrics['images']} images, {metrics['img_size']} px): "
-        f"top-1 {metrics['top1']:.2f} %, top-5 {metrics['top5']:.2f} %, loss {metrics['loss']:.4f}"
-    )
+    where = f"{metrics['model']} on {metrics['data']} ({metrics['images']} images, {metrics['img_size']} px)"
+    if "AP" in metrics:  # a detector: COCO metrics
+        values = ", ".join(f"{k} {'n/a' if metrics[k] is None else f'{metrics[k]:.2f}'}" for k in DETECTION_KEYS)
+        print(f"{metrics['detector']} {where}: {values} (percent, COCOeval)")
+        return 0
+    print(f"{where}: top-1 {metrics['top1']:.2f} %, top-5 {metrics['top5']:.2f} %, loss {metrics['loss']:.4f}")
     return 0
+
+
+DETECTION_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR100")

@@ -29,9 +29,15 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_dict()))
         return 0
+    if result.task == "detect":
+        m = result.metrics
+        scores = (
+            f"val AP {m.get('AP', float('nan')):.2f} (best {m['best_AP']:.2f}), AP50 {m.get('AP50', float('nan')):.2f}"
+        )
+    else:
+        scores = f"val top-1 {result.top1:.2f} % (best {result.best_top1:.2f} %), top-5 {result.top5:.2f} %"
     print(
-        f"done: {result.epochs} epochs in {result.seconds / 60:.1f} min; val top-1 {result.top1:.2f} % "
-        f"(best {result.best_top1:.2f} %), top-5 {result.top5:.2f} %\ncheckpoints: {result.last_checkpoint}, "
-        f"{result.best_checkpoint}\nlogs and results: {result.output}"
+        f"done: {result.epochs} epochs in {result.seconds / 60:.1f} min; {scores}\ncheckpoints: "
+        f"{result.last_checkpoint}, {result.best_checkpoint}\nlogs and results: {result.output}"
     )
     return 0

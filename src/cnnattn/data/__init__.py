@@ -5,7 +5,7 @@ from .detection import DetectionRecord, DetectionSet, open_detection
 from .errors import DataError
 from .fine_grained import CUB200, StanfordDogs
 from .loading import EpochShardSampler, LoadedView, collate_skipping_bad
-from .module import ClassificationData
+from .module import ClassificationData, DetectionData
 from .sources import LAYOUTS, DatasetSource, open_dataset, resolve_source
 from .transforms import build_transform
 from .zip_folder import IMG_EXTENSIONS, ZipImageFolder
@@ -17,6 +17,7 @@ __all__ = [
     "ClassificationData",
     "DataError",
     "DatasetSource",
+    "DetectionData",
     "DetectionRecord",
     "DetectionSet",
     "EpochShardSampler",

@@ -30,11 +30,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from PIL import Image, ImageOps
+from torchvision import tv_tensors
+from torchvision.transforms import v2
 
 from .errors import DataError
 from .zip_folder import IMG_EXTENSIONS
 
-__all__ = ["DetectionRecord", "DetectionSet", "open_detection", "split_names"]
+__all__ = [
+    "DetectionImages",
+    "DetectionRecord",
+    "DetectionSet",
+    "collate_detection",
+    "detection_transform",
+    "open_detection",
+    "split_names",
+]
 
 SPLIT_NAMES = {"train": ("train",), "val": ("val", "test")}
 
@@ -244,3 +255,40 @@ def open_detection(path: str | Path, split: str, *, val_fraction: float = 0.2) -
     if not any(len(r.boxes) for r in dataset.records):
         raise DataError(f"{root}: the {split} split has no usable box ({len(dataset)} images read).")
     return dataset
+
+
+class DetectionImages(torch.utils.data.Dataset):
+    """``(PIL image, target)`` of every record: RGB (greyscale and RGBA converted, EXIF rotation applied), target
+    ``boxes`` (``tv_tensors.BoundingBoxes``, x0y0x1y1 pixels), ``labels`` and ``image_id``, ignored objects out."""
+
+    def __init__(self, dataset: DetectionSet) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset.records)
+
+    def describe(self, index: int) -> str:
+        return str(self.dataset.records[index].image)
+
+    def __getitem__(self, index: int) -> tuple[Image.Image, dict[str, torch.Tensor]]:
+        record = self.dataset.records[index]
+        with Image.open(record.image) as file:
+            image = ImageOps.exif_transpose(file).convert("RGB")
+        target = record.target()
+        target["boxes"] = tv_tensors.BoundingBoxes(target["boxes"], format="XYXY", canvas_size=image.size[::-1])
+        return image, target
+
+
+def detection_transform(train: bool, hflip: float = 0.5) -> v2.Compose:
+    """Image to a float tensor in [0, 1] (the detector normalises and resizes), with a horizontal flip of the
+    image and its boxes when training; boxes left without area are removed."""
+    steps = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
+    if train and hflip > 0:
+        steps += [v2.RandomHorizontalFlip(hflip), v2.SanitizeBoundingBoxes()]
+    return v2.Compose(steps)
+
+
+def collate_detection(batch: list) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]] | None:
+    """Lists of images and targets (detectors take images of different sizes); unreadable items dropped."""
+    good = [item for item in batch if item is not None]
+    return (list(i for i, _ in good), list(t for _, t in good)) if good else None

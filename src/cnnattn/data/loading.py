@@ -41,14 +41,18 @@ class LoadedView(torch.utils.data.Dataset):
         transform: Applied to each image.
         seed: Base seed of the augmentation.
         on_bad_image: ``'skip'`` (warn, return None; use :func:`collate_skipping_bad`) or ``'error'``.
+        joint: The transform takes and returns ``(image, label)`` (detection targets move with the image).
 
     Keys are an index or an ``(epoch, index)`` pair.
     """
 
-    def __init__(self, dataset, transform: Callable, seed: int = 0, on_bad_image: OnBadImage = "skip") -> None:
+    def __init__(
+        self, dataset, transform: Callable, seed: int = 0, on_bad_image: OnBadImage = "skip", *, joint: bool = False
+    ) -> None:
         if on_bad_image not in ("skip", "error"):
             raise ValueError(f"on_bad_image must be 'skip' or 'error'; got {on_bad_image!r}.")
         self.dataset, self.transform, self.seed, self.on_bad_image = dataset, transform, seed, on_bad_image
+        self.joint = joint
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -65,7 +69,7 @@ class LoadedView(torch.utils.data.Dataset):
             return None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(hash((self.seed, epoch, index)) & 0x7FFF_FFFF_FFFF_FFFF)
-            return self.transform(image), label
+            return self.transform(image, label) if self.joint else (self.transform(image), label)
 
 
 def collate_skipping_bad(batch: list) -> tuple[torch.Tensor, torch.Tensor] | None:

@@ -1,20 +1,41 @@
-"""``ClassificationData``: a LightningDataModule over any recognised dataset (see :mod:`.sources`)."""
+"""LightningDataModules: ``ClassificationData`` over any recognised dataset (see :mod:`.sources`) and
+``DetectionData`` over any detection layout (see :mod:`.detection`)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.accelerators import CUDAAccelerator
 from torch.utils.data import DataLoader
 
+from .detection import DetectionImages, DetectionSet, collate_detection, detection_transform, open_detection
 from .loading import EpochShardSampler, LoadedView, NamedSubset, OnBadImage, collate_skipping_bad
 from .sources import resolve_source
 from .transforms import Augment, build_transform
 
-__all__ = ["DEFAULT_IMG_SIZE", "ClassificationData"]
+__all__ = ["DEFAULT_IMG_SIZE", "ClassificationData", "DetectionData", "sharded_loader"]
 
 DEFAULT_IMG_SIZE = 224
 SUBSET_SEED = 0  # train_subset picks the same images whatever the run's seed
+
+
+def sharded_loader(module: pl.LightningDataModule, view: LoadedView, train: bool, collate: Callable) -> DataLoader:
+    """A loader of ``view`` for this process: its shard of each epoch (shuffled from the seed when training)."""
+    trainer = module.trainer
+    world, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
+    sampler = EpochShardSampler(view, world, rank, shuffle=train, seed=module.seed, drop_last=train)
+    return DataLoader(
+        view,
+        module.batch_size,
+        sampler=sampler,
+        num_workers=module.num_workers,
+        collate_fn=collate,
+        drop_last=train,
+        persistent_workers=module.num_workers > 0,
+        pin_memory=bool(trainer and isinstance(trainer.accelerator, CUDAAccelerator)),
+    )
 
 
 class ClassificationData(pl.LightningDataModule):
@@ -73,26 +94,76 @@ class ClassificationData(pl.LightningDataModule):
     def num_classes(self) -> int:
         return len(self.classes)
 
-    def _loader(self, name: str, shuffle: bool) -> DataLoader:
+    def _loader(self, name: str) -> DataLoader:
         train = name == "train"
         transform = build_transform(self.img_size, train, augment=self.augment, hflip=self.hflip)
         view = LoadedView(self.split(name), transform, self.seed, self.on_bad_image)
-        trainer = self.trainer
-        world, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
-        sampler = EpochShardSampler(view, world, rank, shuffle=shuffle, seed=self.seed, drop_last=train)
-        return DataLoader(
-            view,
-            self.batch_size,
-            sampler=sampler,
-            num_workers=self.num_workers,
-            collate_fn=collate_skipping_bad,
-            drop_last=train,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=bool(trainer and isinstance(trainer.accelerator, CUDAAccelerator)),
-        )
+        return sharded_loader(self, view, train, collate_skipping_bad)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        return self._loader("train")
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return self._loader("val")
+
+
+class DetectionData(pl.LightningDataModule):
+    """Train and validation loaders of a detection dataset (see :mod:`.detection`), sharded and seeded like
+    :class:`ClassificationData`. Batches are ``(list of images, list of targets)``; the detector resizes.
+
+    Args:
+        data: A COCO, Pascal VOC or flat VOC folder.
+        batch_size, num_workers, seed, on_bad_image, train_subset: As for :class:`ClassificationData`.
+        hflip: Probability of a horizontal flip (image and boxes) in training.
+        val_fraction: Validation share of a flat VOC set without split files (a deterministic hash split).
+    """
+
+    def __init__(
+        self,
+        data: str,
+        batch_size: int,
+        num_workers: int = 2,
+        *,
+        hflip: float = 0.5,
+        seed: int = 0,
+        on_bad_image: OnBadImage = "skip",
+        train_subset: int | None = None,
+        val_fraction: float = 0.2,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1; got {batch_size}.")
+        self.data, self.batch_size, self.num_workers, self.hflip, self.seed = data, batch_size, num_workers, hflip, seed
+        self.on_bad_image, self.train_subset, self.val_fraction = on_bad_image, train_subset, val_fraction
+        self._splits: dict[str, DetectionSet] = {}
+
+    def split(self, name: str) -> DetectionSet:
+        """The ``'train'`` or ``'val'`` split (opened once)."""
+        if name not in self._splits:
+            dataset = open_detection(self.data, name, val_fraction=self.val_fraction)
+            if name == "train" and self.train_subset:
+                order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(SUBSET_SEED))
+                dataset.records = [dataset.records[i] for i in sorted(order[: self.train_subset].tolist())]
+            self._splits[name] = dataset
+        return self._splits[name]
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.split("train").classes)
+
+    @property
+    def num_classes(self) -> int:
+        """Classes plus the background, as torchvision's detectors count them."""
+        return self.split("train").num_classes
+
+    def _loader(self, name: str) -> DataLoader:
+        train = name == "train"
+        images = DetectionImages(self.split(name))
+        view = LoadedView(images, detection_transform(train, self.hflip), self.seed, self.on_bad_image, joint=True)
+        return sharded_loader(self, view, train, collate_detection)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")

@@ -15,6 +15,9 @@ PRECISIONS = {"32": "32-true", "bf16": "bf16-mixed", "fp16": "16-mixed", "amp": 
 LR_BASE = {"sgd": 0.1, "adamw": 1e-3}
 WEIGHT_DECAY = {"sgd": 1e-4, "adamw": 0.05}
 BAD_IMAGE = ("skip", "error")
+TASKS = ("classify", "detect")
+DETECTOR_ARCHS = ("fasterrcnn", "retinanet", "fcos")  # cnnattn.models.DETECTORS
+DETECTION_LR_BASE = 0.02  # SGD, per global batch of 16 images (torchvision's and Detectron2's recipes)
 AUGMENTS = ("auto", "crop", "rrc", "none")
 # The built-in comparison (`cnnattn compare` without --config): short enough that five variants × two seeds
 # train in under 10 minutes on 2 CPU cores. Flags and key=value overrides still win.
@@ -49,13 +52,20 @@ class TrainConfig:
     own default (32 for CIFAR and digits, 40 for cluttered digits, 224 otherwise). ``init_checkpoint``: a
     local state dict (e.g. ImageNet weights of the plain backbone) to start from; a classifier of another
     size and attention parameters missing from it keep their initialisation.
+
+    ``task='detect'`` trains ``detector`` (Faster R-CNN, RetinaNet, FCOS) on the backbone ``model``; ``img_size``
+    is then the detector's ``min_size`` (800 by default) and SGD's ``lr`` defaults to 0.02 × global batch / 16.
     """
 
+    task: str = _setting("classify", "classify, or detect (the model is then the detector's backbone)", TASKS)
+    detector: str = _setting("fasterrcnn", "with task=detect: the torchvision detector", DETECTOR_ARCHS)
     model: str = _setting("resnet18", "model name, e.g. resnet18_das (see `cnnattn list`)")
     data: str = _setting(
         "builtin:cluttered", "PATH (folder, .zip, CIFAR, Stanford Dogs, CUB) or builtin:digits|builtin:cluttered"
     )
-    img_size: int | None = _setting(None, "input side in pixels (default: the dataset's)")
+    img_size: int | None = _setting(
+        None, "input side in pixels (default: the dataset's); detection: the short side (min_size, default 800)"
+    )
     epochs: int = _setting(10, "training epochs")
     batch_size: int = _setting(64, "per process; global batch = this × processes")
     workers: int = _setting(2, "data-loading processes per training process")
@@ -87,6 +97,8 @@ class TrainConfig:
     hflip: float | None = _setting(None, "horizontal-flip probability (default: per dataset)")
     on_bad_image: str = _setting("skip", "an unreadable image is skipped with a warning, or an error", BAD_IMAGE)
     train_subset: int | None = _setting(None, "train on N samples of the train split (fixed choice)")
+    val_fraction: float = _setting(0.2, "detection data without split files: validation share (hash split)")
+    trainable_layers: int = _setting(3, "detection: backbone stages that train, from the last (attention always)")
     max_minutes: float | None = _setting(None, "stop the run after this wall-clock time")
     attn_kwargs: dict[str, Any] = field(
         default_factory=dict, metadata=_meta("attention constructor arguments as a YAML mapping, e.g. '{reduction: 8}'")
@@ -114,6 +126,8 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in (0, 1), e.g. 0.9998; got {self.ema_decay}.")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1); got {self.label_smoothing}.")
+        _choice("task", self.task, TASKS)
+        _choice("detector", self.detector, DETECTOR_ARCHS)
         if self.sync_bn and self.freeze_bn:
             raise ValueError(
                 "sync_bn and freeze_bn exclude each other: frozen BatchNorm uses its running statistics and has "
@@ -121,9 +135,12 @@ class TrainConfig:
             )
 
     def resolved_lr(self, world_size: int) -> float:
-        """The peak learning rate for a global batch of ``batch_size × world_size``."""
+        """The peak learning rate for a global batch of ``batch_size × world_size`` (per 256 images for
+        classification, per 16 for detection with SGD: 0.02 × batch / 16)."""
         if self.lr is not None:
             return self.lr
+        if self.task == "detect" and self.opt == "sgd":
+            return (self.lr_base or DETECTION_LR_BASE) * self.batch_size * world_size / 16
         return (self.lr_base or LR_BASE[self.opt]) * self.batch_size * world_size / 256
 
     def resolved_weight_decay(self) -> float:

@@ -1,4 +1,5 @@
-"""``evaluate``: top-1/top-5 of a ``cnnattn train`` checkpoint on a dataset's validation split."""
+"""``evaluate``: a ``cnnattn train`` checkpoint on a dataset's validation split: top-1/top-5 for classifiers,
+COCO metrics (pycocotools) for detectors."""
 
 from __future__ import annotations
 
@@ -8,13 +9,39 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import ClassificationData, DataError
+from ..data import ClassificationData, DataError, DetectionData
 from .checkpoint_io import load_training_checkpoint
+from .coco_eval import coco_metrics
 from .config import TrainConfig
+from .detector_module import ordered_predictions, predict_all
 from .module import CHECKPOINT_KEY
 from .training import build_model
 
 __all__ = ["evaluate", "load_trained_model"]
+
+
+def _evaluate_detection(
+    checkpoint: str | Path,
+    model: nn.Module,
+    config: TrainConfig,
+    classes: list[str],
+    data: str,
+    batch_size: int,
+    workers: int,
+    device: str,
+) -> dict:
+    """COCO metrics (percent, pycocotools) of a detector on the validation split of ``data``."""
+    module = DetectionData(data, batch_size, workers, seed=config.seed, val_fraction=config.val_fraction)
+    if module.classes != classes:
+        raise DataError(
+            f"{data}: its classes ({len(module.classes)}: {module.classes[:5]}...) differ from the checkpoint's "
+            f"({len(classes)}: {classes[:5]}...); evaluate on the dataset the model was trained on."
+        )
+    val = module.split("val")
+    predictions = predict_all(model.to(device), module.val_dataloader(), device)
+    metrics = coco_metrics(val, ordered_predictions(val, predictions))
+    info = {"checkpoint": str(checkpoint), "model": config.model, "detector": config.detector, "data": str(data)}
+    return {**info, "img_size": config.img_size, "images": len(predictions), **metrics}
 
 
 def load_trained_model(checkpoint: str | Path) -> tuple[nn.Module, TrainConfig, list[str]]:
@@ -24,7 +51,8 @@ def load_trained_model(checkpoint: str | Path) -> tuple[nn.Module, TrainConfig, 
         raise ValueError(f"{checkpoint}: not a checkpoint written by `cnnattn train` (no {CHECKPOINT_KEY!r} entry).")
     meta = state[CHECKPOINT_KEY]
     config, classes = TrainConfig(**meta["config"]), list(meta["classes"])
-    model = build_model(config.replace(init_checkpoint=None), len(classes))  # weights come from the checkpoint
+    background = 1 if config.task == "detect" else 0  # detectors count the background as a class
+    model = build_model(config.replace(init_checkpoint=None), len(classes) + background)  # weights: the checkpoint
     prefix = "ema.module." if config.ema_decay else "model."
     weights = {k.removeprefix(prefix): v for k, v in state["state_dict"].items() if k.startswith(prefix)}
     model.load_state_dict(weights)
@@ -37,17 +65,24 @@ def evaluate(
     data: str | None = None,
     *,
     img_size: int | None = None,
-    batch_size: int = 128,
+    batch_size: int | None = None,
     workers: int = 2,
     device: str = "cpu",
 ) -> dict:
-    """Top-1/top-5 (percent) and mean loss on the validation split of ``data`` (default: the run's data).
+    """Top-1/top-5 (percent) and mean loss on the validation split of ``data`` (default: the run's data); for a
+    detector, AP, AP50, AP75, APs/m/l, AR1/10/100, ARs/m/l (percent; None where no object has that size).
 
     The classes of the data must match the checkpoint's (same names, same order), otherwise DataError.
+    ``batch_size`` defaults to 128, and for a detector to its training batch size (a detector pads each batch
+    to its largest image, so the batch size moves boxes slightly).
     """
     model, config, classes = load_trained_model(checkpoint)
     data = data or config.data
-    module = ClassificationData(data, img_size or config.img_size, batch_size, workers, seed=config.seed)
+    if config.task == "detect":
+        # the training batch size by default: a detector pads each batch to its largest image, which moves boxes
+        batch = batch_size or config.batch_size
+        return _evaluate_detection(checkpoint, model, config, classes, data, batch, workers, device)
+    module = ClassificationData(data, img_size or config.img_size, batch_size or 128, workers, seed=config.seed)
     if module.classes != classes:
         raise DataError(
             f"{data}: its classes ({len(module.classes)}: {module.classes[:5]}...) differ from the checkpoint's "

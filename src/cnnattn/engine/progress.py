@@ -28,6 +28,8 @@ def readable_metrics(trainer: pl.Trainer, *, epoch_loss: bool = False) -> str:
     parts = [] if loss is None else [f"loss {loss:.3f}"]
     if "val/top1" in metrics:
         parts.append(f"val top-1 {float(metrics['val/top1']):.1f} %")
+    if "val/AP" in metrics:
+        parts.append(f"val AP {float(metrics['val/AP']):.1f} · AP50 {float(metrics.get('val/AP50', float('nan'))):.1f}")
     return " · ".join(parts)
 
 
