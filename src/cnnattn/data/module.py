@@ -21,6 +21,12 @@ DEFAULT_IMG_SIZE = 224
 SUBSET_SEED = 0  # train_subset picks the same images whatever the run's seed
 
 
+def subset_indices(length: int, size: int) -> list[int]:
+    """The ``size`` samples ``train_subset`` keeps out of ``length``, in order: the same for every seed."""
+    order = torch.randperm(length, generator=torch.Generator().manual_seed(SUBSET_SEED))
+    return sorted(order[:size].tolist())
+
+
 def sharded_loader(module: pl.LightningDataModule, view: LoadedView, train: bool, collate: Callable) -> DataLoader:
     """A loader of ``view`` for this process: its shard of each epoch (shuffled from the seed when training)."""
     trainer = module.trainer
@@ -81,8 +87,7 @@ class ClassificationData(pl.LightningDataModule):
         if name not in self._splits:
             dataset = self.source.open(name)
             if name == "train" and self.train_subset:
-                order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(SUBSET_SEED))
-                dataset = NamedSubset(dataset, sorted(order[: self.train_subset].tolist()))
+                dataset = NamedSubset(dataset, subset_indices(len(dataset), self.train_subset))
             self._splits[name] = dataset
         return self._splits[name]
 
@@ -142,8 +147,7 @@ class DetectionData(pl.LightningDataModule):
         if name not in self._splits:
             dataset = open_detection(self.data, name, val_fraction=self.val_fraction)
             if name == "train" and self.train_subset:
-                order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(SUBSET_SEED))
-                dataset.records = [dataset.records[i] for i in sorted(order[: self.train_subset].tolist())]
+                dataset.records = [dataset.records[i] for i in subset_indices(len(dataset), self.train_subset)]
             self._splits[name] = dataset
         return self._splits[name]
 
