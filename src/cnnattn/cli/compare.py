@@ -17,7 +17,7 @@ def register(commands: argparse._SubParsersAction) -> None:
             "and write the table (top-1 mean ± std, params, MACs, latency) and an accuracy-vs-MACs plot. "
             "Defaults: --data builtin:cluttered and, without --config, the built-in recipe "
             + ", ".join(f"{k}={v}" for k, v in COMPARE_RECIPE.items())
-            + " (about 6 minutes on 2 CPU cores); flags and key=value overrides change any of it."
+            + " (about 5 minutes on 2 CPU cores); flags and key=value overrides change any of it."
         ),
     )
     parser.add_argument(
