@@ -25,6 +25,7 @@ COMMANDS = {
     "scale": "scale",
     "train": "train",
     "eval": "evaluate",
+    "predict": "predict",
     "compare": "compare",
 }
 

@@ -11,7 +11,7 @@ from torch import nn
 from ..data.detection import DetectionSet
 from .coco_eval import coco_metrics
 from .config import TrainConfig
-from .module import RecipeModule
+from .module import CHECKPOINT_KEY, RecipeModule
 
 __all__ = ["LOGGED_METRICS", "DetectorModule", "predict_all"]
 
@@ -56,6 +56,10 @@ class DetectorModule(RecipeModule):
         super().__init__(model, config, classes)
         self.val_set = val_set
         self._predictions: dict[int, dict[str, torch.Tensor]] = {}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint[CHECKPOINT_KEY]["category_ids"] = list(self.val_set.category_ids)  # the data's own ids
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor | None:
         if batch is None:  # every image of the batch was unreadable (each one warned)

@@ -1,0 +1,100 @@
+"""``predict``: a trained checkpoint on image files. Detectors: boxes in COCO's results format and one picture
+per image with the boxes drawn; classifiers: the top-5 classes per image."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torchvision.transforms.functional import pil_to_tensor
+from torchvision.utils import draw_bounding_boxes
+
+from ..data import DataError
+from ..data.transforms import build_transform
+from ..data.zip_folder import IMG_EXTENSIONS
+from ..utils import atomic_write_text
+from .checkpoint_io import load_training_checkpoint
+from .evaluate import load_trained_model
+from .module import CHECKPOINT_KEY
+
+__all__ = ["image_files", "predict"]
+
+
+def image_files(images: str | Path) -> list[Path]:
+    """The image file ``images``, or every image under the folder ``images`` (sorted); DataError if none."""
+    path = Path(images)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise DataError(f"{path}: no such file or folder of images.")
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
+    if not files:
+        raise DataError(f"{path}: no image files ({', '.join(IMG_EXTENSIONS)}) in this folder.")
+    return files
+
+
+def _open_rgb(path: Path) -> Image.Image:
+    """Any mode (greyscale, palette, RGBA, 16-bit) as 8-bit RGB, EXIF rotation applied."""
+    with Image.open(path) as image:
+        return ImageOps.exif_transpose(image).convert("RGB")
+
+
+def _xywh(box: list[float]) -> list[float]:
+    return [box[0], box[1], box[2] - box[0], box[3] - box[1]]
+
+
+@torch.no_grad()
+def predict(
+    checkpoint: str | Path, images: str | Path, output: str | Path, *, score_threshold: float = 0.5, device: str = "cpu"
+) -> list[dict]:
+    """Run the checkpoint's model on ``images``; write ``<output>/predictions.json`` (and, for a detector, one PNG
+    per image with its boxes and labels drawn) and return the predictions.
+
+    Detector entries (COCO results format, one per box with score ≥ ``score_threshold``): ``image`` (file
+    name), ``bbox`` (x, y, w, h in pixels of the original image after EXIF rotation), ``score``, ``category``
+    (name) and ``category_id`` (the training data's own id). Classifier entries: ``image`` and ``top5``
+    (``class``, ``score``).
+    """
+    if not 0 <= score_threshold <= 1:
+        raise ValueError(f"score_threshold must be in [0, 1]; got {score_threshold}.")
+    model, config, classes = load_trained_model(checkpoint)
+    files = image_files(images)
+    model.to(device)
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    if config.task == "detect":
+        meta = load_training_checkpoint(checkpoint)[CHECKPOINT_KEY]
+        ids = meta.get("category_ids") or list(range(1, len(classes) + 1))
+        results = [r for f in files for r in _detect(model, f, classes, ids, score_threshold, output, device)]
+    else:
+        transform = build_transform(config.img_size, train=False)
+        results = [_classify(model, f, classes, transform, device) for f in files]
+    atomic_write_text(output / "predictions.json", json.dumps(results, indent=1) + "\n")
+    return results
+
+
+def _detect(
+    model: torch.nn.Module, path: Path, classes: list[str], ids: list[int], threshold: float, output: Path, device: str
+) -> list[dict]:
+    pixels = pil_to_tensor(_open_rgb(path))
+    found = model([(pixels.float() / 255).to(device)])[0]
+    keep = found["scores"] >= threshold
+    boxes, scores, labels = found["boxes"][keep].cpu(), found["scores"][keep].cpu(), found["labels"][keep].cpu()
+    names = [classes[int(label) - 1] for label in labels]
+    captions = [f"{name} {score:.2f}" for name, score in zip(names, scores.tolist(), strict=True)]
+    drawn = draw_bounding_boxes(pixels, boxes, labels=captions, colors="yellow", width=max(2, pixels.shape[-1] // 300))
+    Image.fromarray(np.ascontiguousarray(drawn.permute(1, 2, 0).numpy())).save(output / f"{path.stem}.png")
+    return [
+        {"image": path.name, "bbox": _xywh(box), "score": score, "category": name, "category_id": ids[int(label) - 1]}
+        for box, score, name, label in zip(boxes.tolist(), scores.tolist(), names, labels.tolist(), strict=True)
+    ]
+
+
+def _classify(model: torch.nn.Module, path: Path, classes: list[str], transform, device: str) -> dict:
+    probabilities = model(transform(_open_rgb(path)).unsqueeze(0).to(device)).softmax(dim=1)[0].cpu()
+    top = probabilities.topk(min(5, len(classes)))
+    ranked = [{"class": classes[i], "score": s} for s, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]
+    return {"image": path.name, "top5": ranked}
