@@ -52,6 +52,15 @@ def test_one_stage_detector_with_ema_trains_and_resumes(tmp_path: Path) -> None:
     assert torch.isfinite(torch.tensor(resumed.metrics["AP"]))
 
 
+def test_bf16_autocast_trains_a_detector_on_cpu(tmp_path: Path) -> None:
+    data = str(voc_flat(tmp_path / "d", count=6))
+    config = TrainConfig(task="detect", model="resnet18_se", data=data, img_size=64, epochs=1, batch_size=2,
+                         workers=0, precision="bf16", progress=False, tensorboard=False,
+                         output=str(tmp_path / "run"))  # fmt: skip
+    result = train(config)
+    assert result.epochs == 1 and 0 <= result.metrics["AP"] <= 100
+
+
 def test_detection_lr_follows_the_batch_per_16_rule() -> None:
     config = TrainConfig(task="detect", batch_size=4, opt="sgd")
     assert config.resolved_lr(world_size=2) == pytest.approx(0.02 * 8 / 16)
