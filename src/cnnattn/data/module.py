@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -44,7 +45,32 @@ def sharded_loader(module: pl.LightningDataModule, view: LoadedView, train: bool
     )
 
 
-class ClassificationData(pl.LightningDataModule):
+class _SplitData(pl.LightningDataModule):
+    """Splits opened once (``train_subset`` applied to the train split), class names, and the two loaders.
+
+    Subclasses implement ``_open(name)``, ``_subset(dataset, indices)`` and ``_loader(name)``."""
+
+    def split(self, name: str) -> Any:
+        """The ``'train'`` or ``'val'`` split, untransformed (opened once)."""
+        if name not in self._splits:
+            dataset = self._open(name)
+            if name == "train" and self.train_subset:
+                dataset = self._subset(dataset, subset_indices(len(dataset), self.train_subset))
+            self._splits[name] = dataset
+        return self._splits[name]
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.split("train").classes)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+
+class ClassificationData(_SplitData):
     """Train and validation loaders, sharded over processes, deterministic from ``seed``.
 
     Args:
@@ -82,18 +108,11 @@ class ClassificationData(pl.LightningDataModule):
         self.hflip = (0.5 if self.source.flip_invariant else 0.0) if hflip is None else hflip
         self._splits: dict[str, torch.utils.data.Dataset] = {}
 
-    def split(self, name: str) -> torch.utils.data.Dataset:
-        """The untransformed ``'train'`` or ``'val'`` dataset (opened once)."""
-        if name not in self._splits:
-            dataset = self.source.open(name)
-            if name == "train" and self.train_subset:
-                dataset = NamedSubset(dataset, subset_indices(len(dataset), self.train_subset))
-            self._splits[name] = dataset
-        return self._splits[name]
+    def _open(self, name: str) -> torch.utils.data.Dataset:
+        return self.source.open(name)
 
-    @property
-    def classes(self) -> list[str]:
-        return list(self.split("train").classes)
+    def _subset(self, dataset: torch.utils.data.Dataset, indices: list[int]) -> torch.utils.data.Dataset:
+        return NamedSubset(dataset, indices)
 
     @property
     def num_classes(self) -> int:
@@ -105,14 +124,8 @@ class ClassificationData(pl.LightningDataModule):
         view = LoadedView(self.split(name), transform, self.seed, self.on_bad_image)
         return sharded_loader(self, view, train, collate_skipping_bad)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train")
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-
-class DetectionData(pl.LightningDataModule):
+class DetectionData(_SplitData):
     """Train and validation loaders of a detection dataset (see :mod:`.detection`), sharded and seeded like
     :class:`ClassificationData`. Batches are ``(list of images, list of targets)``; the detector resizes.
 
@@ -142,18 +155,12 @@ class DetectionData(pl.LightningDataModule):
         self.on_bad_image, self.train_subset, self.val_fraction = on_bad_image, train_subset, val_fraction
         self._splits: dict[str, DetectionSet] = {}
 
-    def split(self, name: str) -> DetectionSet:
-        """The ``'train'`` or ``'val'`` split (opened once)."""
-        if name not in self._splits:
-            dataset = open_detection(self.data, name, val_fraction=self.val_fraction)
-            if name == "train" and self.train_subset:
-                dataset.records = [dataset.records[i] for i in subset_indices(len(dataset), self.train_subset)]
-            self._splits[name] = dataset
-        return self._splits[name]
+    def _open(self, name: str) -> DetectionSet:
+        return open_detection(self.data, name, val_fraction=self.val_fraction)
 
-    @property
-    def classes(self) -> list[str]:
-        return list(self.split("train").classes)
+    def _subset(self, dataset: DetectionSet, indices: list[int]) -> DetectionSet:
+        dataset.records = [dataset.records[i] for i in indices]
+        return dataset
 
     @property
     def num_classes(self) -> int:
@@ -165,9 +172,3 @@ class DetectionData(pl.LightningDataModule):
         images = DetectionImages(self.split(name))
         view = LoadedView(images, detection_transform(train, self.hflip), self.seed, self.on_bad_image, joint=True)
         return sharded_loader(self, view, train, collate_detection)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train")
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
