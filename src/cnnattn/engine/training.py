@@ -3,7 +3,7 @@
 Output folder layout::
 
     <output>/checkpoints/last.ckpt   end of the latest epoch (resume from here)
-    <output>/checkpoints/best.ckpt   best validation top-1
+    <output>/checkpoints/best.ckpt   best validation top-1 (classification) or AP (detection)
     <output>/logs/version_<n>/metrics.csv   CSV log, one version per start or resume
     <output>/tensorboard/version_<n>/       TensorBoard log
     <output>/config.yaml             the resolved recipe
