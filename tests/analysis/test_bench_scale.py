@@ -37,6 +37,24 @@ def test_bench_train_mode_with_amp_and_channels_last() -> None:
     assert results[0].mode == "train" and results[0].median_ms > 0 and results[0].peak_memory_mb is None
 
 
+def test_bench_times_detectors_in_both_modes(capsys) -> None:
+    infer = bench(["resnet18", "resnet18_se"], img_size=64, detector="retinanet", num_classes=3, warmup=1, repeats=2)
+    assert [r.detector for r in infer] == ["retinanet", "retinanet"] and all(r.median_ms > 0 for r in infer)
+    assert infer[1].params > infer[0].params and infer[0].peak_memory_mb is not None  # memory: a fresh process
+    from cnnattn.analysis.bench import bench_model
+
+    model = bench_model("resnet18_das", 3, 64, "fasterrcnn")
+    gate = model.backbone.body.layer4[1].attn_stage  # type: ignore[union-attr]
+    before = [p.detach().clone() for p in gate.parameters()]
+    make_step(model, torch.randn(2, 3, 64, 64), "train", amp=False, detection=True)()  # losses on a centred box
+    assert any(not torch.equal(b, p) for b, p in zip(before, gate.parameters(), strict=True))
+    argv = ["bench", "resnet18", "--detector", "fcos", "--img-size", "64", "--mode", "train", "--repeats", "1",
+            "--warmup", "1", "--no-memory", "--json"]  # fmt: skip
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)["results"][0]
+    assert result["detector"] == "fcos" and result["mode"] == "train" and result["median_ms"] > 0
+
+
 def test_train_step_updates_weights_and_bad_mode() -> None:
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
     before = model[1].weight.detach().clone()

@@ -111,6 +111,13 @@ def test_differences_name_only_variants_beyond_the_seed_noise() -> None:
     assert "seed noise is unknown" in differences([_row("none", 50.0, 0.0, 1), _row("se", 60.0, 0.0, 1)])[0]
 
 
+def test_differences_of_detection_rows_speak_of_ap() -> None:
+    rows = [_row("none", 20.0, 0.5), _row("das", 24.0, 0.5)]
+    for row in rows:
+        row.task = "detect"
+    assert differences(rows)[0].startswith("das: AP +4.00 points vs none (24.00 vs 20.00 %)")
+
+
 @pytest.mark.parametrize(
     ("runs", "expected"),
     [

@@ -12,6 +12,7 @@ import pytest
 from cnnattn.cli import main
 from cnnattn.engine import TrainConfig
 from cnnattn.engine.compare import compare, variant_model
+from tiny_detection import voc_flat
 
 BASE = TrainConfig(
     data="builtin:digits", img_size=32, epochs=1, batch_size=32, workers=0, train_subset=64, progress=False,
@@ -22,27 +23,27 @@ BASE = TrainConfig(
 def test_compare_writes_table_csv_markdown_and_plot(tmp_path: Path) -> None:
     rows = compare(BASE, ["none", "se"], seeds=2, output=tmp_path, latency_repeats=3)
     assert [r.variant for r in rows] == ["none", "se"] and [r.model for r in rows] == ["resnet18", "resnet18_se"]
-    assert all(r.seeds == 2 and r.epochs == 1 and r.latency_ms > 0 and r.top1_std >= 0 for r in rows)
+    assert all(r.seeds == 2 and r.epochs == 1 and r.latency_ms > 0 and r.std >= 0 for r in rows)
     assert rows[1].params > rows[0].params and rows[1].macs > rows[0].macs
     with open(tmp_path / "results.csv") as f:
         table = list(csv.DictReader(f))
     assert [r["variant"] for r in table] == ["none", "se"] and float(table[0]["top1_mean"]) == pytest.approx(
-        rows[0].top1_mean
+        rows[0].mean
     )
     markdown = (tmp_path / "results.md").read_text()
     assert "Recipe: data builtin:digits (64 train images), 32×32 px, 1 epochs" in markdown and "| se " in markdown
     assert (tmp_path / "accuracy_vs_macs.png").stat().st_size > 1000
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["none-s0", "none-s1", "se-s0", "se-s1"]
     runs = [json.loads((tmp_path / f"se-s{s}" / "results.json").read_text())["top1"] for s in (0, 1)]
-    assert rows[1].top1_mean == pytest.approx(statistics.fmean(runs))
-    assert rows[1].top1_std == pytest.approx(statistics.stdev(runs))
+    assert rows[1].mean == pytest.approx(statistics.fmean(runs))
+    assert rows[1].std == pytest.approx(statistics.stdev(runs))
 
 
 def test_compare_reuses_finished_runs(tmp_path: Path) -> None:
     first = compare(BASE, ["none"], seeds=1, output=tmp_path, latency_repeats=2)
     (tmp_path / "none-s0" / "checkpoints" / "last.ckpt").unlink()  # a re-run must not need (or retrain) it
     again = compare(BASE, ["none"], seeds=1, output=tmp_path, latency_repeats=2)
-    assert again[0].top1_mean == first[0].top1_mean
+    assert again[0].mean == first[0].mean
 
 
 def test_budget_limits_each_run(tmp_path: Path) -> None:
@@ -62,3 +63,26 @@ def test_cli_compare(tmp_path: Path, capsys) -> None:
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "| none " in out and "| eca " in out and "top-1 % (mean ± std)" in out and "results.csv" in out
+
+
+def test_cli_compare_detection_reports_ap_and_ap50(tmp_path: Path, capsys) -> None:
+    data = voc_flat(tmp_path / "d", count=8)
+    out = tmp_path / "c"
+    argv = ["compare", "--task", "detect", "--detector", "retinanet", "--attention", "none,se", "--seeds", "2",
+            "--data", str(data), "--epochs", "1", "--img-size", "64", "--batch-size", "2", "--workers", "0",
+            "--no-progress", "--no-tensorboard", "--output", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "AP % (mean ± std)" in printed and "AP50 %" in printed and "top-1" not in printed
+    assert "retinanet detector" in printed and "64 px short side" in printed
+    with open(out / "results.csv") as f:
+        table = list(csv.DictReader(f))
+    assert [r["variant"] for r in table] == ["none", "se"]
+    for row, variant in zip(table, ("none", "se"), strict=True):
+        runs = [json.loads((out / f"{variant}-s{s}" / "results.json").read_text())["metrics"] for s in (0, 1)]
+        assert float(row["AP_mean"]) == pytest.approx(statistics.fmean(r["AP"] for r in runs))
+        assert float(row["AP_std"]) == pytest.approx(statistics.stdev(r["AP"] for r in runs))
+        assert float(row["AP50_mean"]) == pytest.approx(statistics.fmean(r["AP50"] for r in runs))
+        assert float(row["latency_ms"]) > 0 and int(row["macs"]) > 0
+    assert int(table[1]["params"]) > int(table[0]["params"])  # the SE detector's backbone carries the gates
+    assert "| se " in (out / "results.md").read_text()

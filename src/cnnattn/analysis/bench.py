@@ -1,8 +1,11 @@
 """``cnnattn bench``: latency, throughput and peak memory of several models, side by side.
 
 All models are timed in one process, interleaved round-robin after a shared warm-up (medians and
-quartiles); CUDA work is synchronised. Peak memory: CUDA max allocated during one step, or on CPU the
-growth of peak resident memory over one step measured in a fresh process per model.
+quartiles); CUDA work is synchronised. With ``detector`` each name is a backbone of that torchvision detector
+(built by :func:`~cnnattn.models.create_detector` at ``img_size`` for both min and max size, its default
+``trainable_layers``); a training step then sums the detector's losses on one centred box per image.
+Peak memory: CUDA max allocated during one step, or on CPU the growth of peak resident memory over one step
+measured in a fresh process per model.
 """
 
 from __future__ import annotations
@@ -15,13 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models import create_model
+from ..models import create_detector, create_model
 from ..utils import format_table
 from .complexity import count_macs, count_params
 from .isolated import run_isolated
 from .timing import peak_rss_bytes, rss_baseline, time_interleaved
 
-__all__ = ["BenchResult", "bench", "bench_table"]
+__all__ = ["BenchResult", "bench", "bench_model", "bench_table"]
 
 MODES = ("infer", "train")
 
@@ -44,6 +47,7 @@ class BenchResult:
     macs: int
     peak_memory_mb: float | None = None
     ratio: float = 1.0
+    detector: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -55,25 +59,40 @@ def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextMana
     return torch.autocast(device.type, dtype=torch.bfloat16 if device.type == "cpu" else torch.float16)
 
 
-def make_step(model: nn.Module, x: torch.Tensor, mode: str, amp: bool) -> Callable[[], None]:
-    """One inference forward (no grad) or one training step (forward, cross-entropy, backward, SGD)."""
+def _loss_fn(model: nn.Module, x: torch.Tensor, detection: bool) -> Callable[[], torch.Tensor]:
+    """The training loss of one batch: cross-entropy to class 0, or a detector's summed losses on one box
+    covering the central half of each image (class 1)."""
+    if not detection:
+        target = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+        return lambda: F.cross_entropy(model(x), target)
+    h, w = x.shape[-2:]
+    box = torch.tensor([[w / 4, h / 4, 3 * w / 4, 3 * h / 4]], device=x.device)
+    label = torch.ones(1, dtype=torch.long, device=x.device)
+    targets = [{"boxes": box, "labels": label} for _ in range(x.shape[0])]
+    return lambda: sum(model(list(x), targets).values())
+
+
+def make_step(model: nn.Module, x: torch.Tensor, mode: str, amp: bool, detection: bool = False) -> Callable[[], None]:
+    """One inference forward (no grad) or one training step (forward, loss, backward, SGD); ``detection``: the
+    model is a torchvision detector, given the batch as a list of images."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}; got {mode!r}.")
     if mode == "infer":
         model.eval()
+        inputs = list(x) if detection else x
 
         def infer() -> None:
             with torch.no_grad(), _autocast(x.device, amp):
-                model(x)
+                model(inputs)
 
         return infer
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
-    target = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+    loss_fn = _loss_fn(model, x, detection)
 
     def train() -> None:
         with _autocast(x.device, amp):
-            loss = F.cross_entropy(model(x), target)
+            loss = loss_fn()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -81,22 +100,44 @@ def make_step(model: nn.Module, x: torch.Tensor, mode: str, amp: bool) -> Callab
     return train
 
 
+def bench_model(name: str, num_classes: int, img_size: int, detector: str | None = None) -> nn.Module:
+    """The model ``name`` with ``num_classes`` outputs, or the ``detector`` on backbone ``name`` resizing every
+    image to ``img_size`` (``num_classes`` then counts the background)."""
+    if detector:
+        return create_detector(detector, name, num_classes, min_size=img_size, max_size=img_size)
+    return create_model(name, num_classes=num_classes)
+
+
 def _prepare(
-    name: str, batch_size: int, img_size: int, device: str, channels_last: bool, compile: bool, num_classes: int = 1000
+    name: str,
+    batch_size: int,
+    img_size: int,
+    device: str,
+    channels_last: bool,
+    compile: bool,
+    num_classes: int = 1000,
+    detector: str | None = None,
 ) -> tuple[nn.Module, torch.Tensor]:
     dev = torch.device(device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model = create_model(name, num_classes=num_classes).to(dev, memory_format=memory_format)
+    model = bench_model(name, num_classes, img_size, detector).to(dev, memory_format=memory_format)
     x = torch.randn(batch_size, 3, img_size, img_size, device=dev).contiguous(memory_format=memory_format)
     return (torch.compile(model) if compile else model), x
 
 
 def cpu_step_memory(
-    name: str, batch_size: int, img_size: int, mode: str, channels_last: bool, amp: bool, num_classes: int = 1000
+    name: str,
+    batch_size: int,
+    img_size: int,
+    mode: str,
+    channels_last: bool,
+    amp: bool,
+    num_classes: int = 1000,
+    detector: str | None = None,
 ) -> dict:
     """Growth of peak RSS over two steps of one model (run in a fresh process by :func:`bench`)."""
-    model, x = _prepare(name, batch_size, img_size, "cpu", channels_last, False, num_classes)
-    step = make_step(model, x, mode, amp)
+    model, x = _prepare(name, batch_size, img_size, "cpu", channels_last, False, num_classes, detector)
+    step = make_step(model, x, mode, amp, detection=detector is not None)
     base = rss_baseline()
     step()
     step()
@@ -117,15 +158,18 @@ def bench(
     repeats: int = 10,
     memory: bool = True,
     num_classes: int = 1000,
+    detector: str | None = None,
 ) -> list[BenchResult]:
-    """Benchmark cnnattn/timm model names side by side (see module docs); models get ``num_classes`` outputs."""
+    """Benchmark cnnattn/timm model names side by side (see module docs); models get ``num_classes`` outputs.
+    ``detector`` (``fasterrcnn``, ``retinanet``, ``fcos``): time that detector on each backbone name instead."""
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("device 'cuda' requested but no CUDA device is available; use --device cpu.")
     dev = torch.device(device)
     prepared = {
-        name: _prepare(name, batch_size, img_size, device, channels_last, compile, num_classes) for name in names
+        name: _prepare(name, batch_size, img_size, device, channels_last, compile, num_classes, detector)
+        for name in names
     }
-    steps = {name: make_step(model, x, mode, amp) for name, (model, x) in prepared.items()}
+    steps = {name: make_step(model, x, mode, amp, detector is not None) for name, (model, x) in prepared.items()}
     timings = time_interleaved(steps, warmup=warmup, repeats=repeats, device=dev)
     results = []
     for name, (model, _) in prepared.items():
@@ -145,11 +189,14 @@ def bench(
                 batch_size / t.median,
                 count_params(plain),
                 count_macs(plain, (3, img_size, img_size)),
+                detector=detector,
             )
         )
     if memory:
         for result in results:
-            result.peak_memory_mb = _peak_memory(result, channels_last, amp, steps[result.model], dev, num_classes)
+            result.peak_memory_mb = _peak_memory(
+                result, channels_last, amp, steps[result.model], dev, num_classes, detector
+            )
     for result in results:
         result.ratio = result.median_ms / results[0].median_ms
     return results
@@ -162,6 +209,7 @@ def _peak_memory(
     step: Callable[[], None],
     device: torch.device,
     num_classes: int,
+    detector: str | None,
 ) -> float:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -178,6 +226,7 @@ def _peak_memory(
             channels_last=channels_last,
             amp=amp,
             num_classes=num_classes,
+            detector=detector,
         ),
     )["peak_memory_mb"]
 

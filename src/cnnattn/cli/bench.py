@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..models.detection import DETECTORS
 from .common import int_list
 
 
@@ -12,7 +13,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("bench", help="latency, throughput and memory of models, side by side")
     parser.add_argument("models", nargs="+", help="model names; ratios are to the first")
     parser.add_argument("--batch-size", type=int_list, default=[1], help="one or more, e.g. 1,16")
-    parser.add_argument("--img-size", type=int, default=224)
+    parser.add_argument("--img-size", type=int, default=224, help="input side (a detector's min and max size)")
+    parser.add_argument(
+        "--detector", choices=sorted(DETECTORS), help="time this detector on each MODEL as its backbone"
+    )
+    parser.add_argument(
+        "--num-classes", type=int, help="default 1000, or 91 with --detector (COCO, background counted)"
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--mode", choices=("infer", "train"), default="infer")
     parser.add_argument("--channels-last", action="store_true")
@@ -44,13 +51,16 @@ def run(args: argparse.Namespace) -> int:
             warmup=args.warmup,
             repeats=args.repeats,
             memory=not args.no_memory,
+            num_classes=args.num_classes or (91 if args.detector else 1000),
+            detector=args.detector,
         )
     ]
     if args.json:
         print(json.dumps({"machine": machine_info(), "results": [r.to_dict() for r in results]}))
         return 0
     print(
-        f"machine: {machine_info()}; mode {args.mode}, {args.img_size}², device {args.device}, "
+        f"machine: {machine_info()}; {f'{args.detector} detector, ' if args.detector else ''}mode {args.mode}, "
+        f"{args.img_size}², device {args.device}, "
         f"median of {args.repeats} interleaved runs\n"
     )
     print(bench_table(results))

@@ -14,10 +14,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="train attention variants under one recipe; table, CSV, plot",
         description=(
             "Train <backbone>_<attention> for every --attention and seeds 0..K-1 under one recipe, then print "
-            "and write the table (top-1 mean ± std, params, MACs, latency) and an accuracy-vs-MACs plot. "
-            "Defaults: --data builtin:cluttered and, without --config, the built-in recipe "
+            "and write the table (top-1 and top-5, or with --task detect COCO AP and AP50: mean ± std; params, "
+            "MACs, latency) and an accuracy-vs-MACs plot. Classification defaults: --data builtin:cluttered and, "
+            "without --config, the built-in recipe "
             + ", ".join(f"{k}={v}" for k, v in COMPARE_RECIPE.items())
-            + " (about 5 minutes on 2 CPU cores); flags and key=value overrides change any of it."
+            + " (about 5 minutes on 2 CPU cores). Detection (--task detect --detector retinanet --data PATH) uses "
+            "the detection recipe (SGD 0.02 × batch/16, warm-up) or --config, e.g. "
+            "configs/raccoon_retinanet_r18.yaml. Flags and key=value overrides change any of it."
         ),
     )
     parser.add_argument(
@@ -37,7 +40,9 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.compare import compare, differences, table
 
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    base = recipe(args, **({} if args.config else COMPARE_RECIPE))
+    base = recipe(args)
+    if base.task == "classify" and not args.config:
+        base = recipe(args, **COMPARE_RECIPE)
     rows = compare(
         base,
         args.attention,

@@ -2,10 +2,10 @@
 
 Each (variant, seed) run is an ordinary ``train`` run in ``<output>/<variant>-s<seed>/``; a run that
 finished is reused and an interrupted one resumed, so an interrupted comparison continues where it
-stopped. The summary gives top-1 mean ± std over seeds (percent, validation split, last epoch), params
-and MACs of the trained model at the training resolution, and batch-1 CPU/GPU inference latency
-(median of interleaved runs), as a printed table, ``results.csv``, ``results.md`` and an accuracy-vs-MACs
-PNG.
+stopped. The summary gives the task's main metric, mean ± std over seeds (percent, validation split, last
+epoch: top-1 for classification, COCO AP for detection), its second (top-5, AP50), params and MACs of the
+trained model at the training resolution, and batch-1 inference latency on the device of ``bench`` (median of
+interleaved runs), as a printed table, ``results.csv``, ``results.md`` and an accuracy-vs-MACs PNG.
 """
 
 from __future__ import annotations
@@ -30,41 +30,84 @@ from ..utils import atomic_write_text, format_table
 from .config import DEFAULT_ATTENTIONS, TrainConfig
 from .training import TrainResult, build_model, train
 
-__all__ = ["CompareRow", "compare", "describe_recipe", "differences", "variant_model"]
+__all__ = [
+    "TASK_METRICS", "CompareRow", "TaskMetrics", "compare", "describe_recipe", "differences", "headers", "variant_model"
+]  # fmt: skip
 
 Report = Callable[[str], None]
 
 
+@dataclass(frozen=True)
+class TaskMetrics:
+    """What a task's comparison reports: the main validation metric (judged for differences) and a second one,
+    both in percent, as keys of ``TrainResult.metrics`` and as column labels."""
+
+    main: str
+    second: str
+    main_label: str
+    second_label: str
+
+    def of(self, result: TrainResult) -> tuple[float, float]:
+        """(main, second) of one run; results of older versions keep top-1/top-5 as attributes only."""
+        return tuple(result.metrics.get(k, getattr(result, k, math.nan)) for k in (self.main, self.second))
+
+
+TASK_METRICS = {
+    "classify": TaskMetrics("top1", "top5", "top-1", "top-5"),
+    "detect": TaskMetrics("AP", "AP50", "AP", "AP50"),
+}
+
+
 @dataclass
 class CompareRow:
-    """One variant: accuracy over seeds (percent), size, cost and latency."""
+    """One variant: the task's two metrics over seeds (percent), size, cost and latency. For classification
+    ``mean``/``std`` are top-1 and ``second_mean`` top-5; for detection COCO AP and AP50."""
 
     variant: str
     model: str
-    top1_mean: float
-    top1_std: float
-    top5_mean: float
+    mean: float
+    std: float
+    second_mean: float
     seeds: int
     epochs: int
     params: int
     macs: int
     latency_ms: float
     train_minutes: float
+    task: str = "classify"
+
+    @property
+    def metrics(self) -> TaskMetrics:
+        return TASK_METRICS[self.task]
 
     def cells(self) -> tuple[str, ...]:
         return (
             self.variant,
             self.model,
-            f"{self.top1_mean:.2f} ± {self.top1_std:.2f}",
-            f"{self.top5_mean:.2f}",
+            f"{self.mean:.2f} ± {self.std:.2f}",
+            f"{self.second_mean:.2f}",
             f"{self.params / 1e6:.3f}",
             f"{self.macs / 1e6:.1f}",
             f"{self.latency_ms:.2f}",
             f"{self.train_minutes:.1f}",
         )
 
+    def record(self) -> dict[str, object]:
+        """The CSV row, its metric columns named by the task (``top1_mean, top1_std, top5_mean`` or
+        ``AP_mean, AP_std, AP50_mean``)."""
+        m, values = self.metrics, asdict(self)
+        renamed = {"mean": f"{m.main}_mean", "std": f"{m.main}_std", "second_mean": f"{m.second}_mean"}
+        return {renamed.get(k, k): v for k, v in values.items() if k != "task"}
 
-HEADERS = ("variant", "model", "top-1 % (mean ± std)", "top-5 %", "params (M)", "MMACs", "latency (ms)", "train (min)")
+
+def headers(task: str = "classify") -> tuple[str, ...]:
+    """The table's column labels for ``task``."""
+    m = TASK_METRICS[task]
+    return ("variant", "model", f"{m.main_label} % (mean ± std)", f"{m.second_label} %", "params (M)", "MMACs",
+            "latency (ms)", "train (min)")  # fmt: skip
+
+
+HEADERS = headers()
 
 
 def variant_model(backbone: str, variant: str) -> str:
@@ -112,22 +155,29 @@ class _Remaining:
         return f"{left} run(s) left, about {left * self.trained_seconds / self.trained / 60:.1f} min"
 
 
-def _summarise(variant: str, config: TrainConfig, runs: list[TrainResult], num_classes: int) -> CompareRow:
-    model = build_model(config.replace(init_checkpoint=None), num_classes)  # only its size and cost are needed
-    top1 = [r.top1 for r in runs]
+def _summarise(variant: str, config: TrainConfig, runs: list[TrainResult]) -> CompareRow:
+    metrics = TASK_METRICS[config.task]
+    model = build_model(config.replace(init_checkpoint=None), model_classes(runs[0]))  # for size and cost only
+    main, second = zip(*(metrics.of(r) for r in runs), strict=True)
     return CompareRow(
         variant=variant,
         model=config.model,
-        top1_mean=statistics.fmean(top1),
-        top1_std=statistics.stdev(top1) if len(top1) > 1 else 0.0,
-        top5_mean=statistics.fmean(r.top5 for r in runs),
+        mean=statistics.fmean(main),
+        std=statistics.stdev(main) if len(main) > 1 else 0.0,
+        second_mean=statistics.fmean(second),
         seeds=len(runs),
         epochs=min(r.epochs for r in runs),
         params=count_params(model),
         macs=count_macs(model, (3, config.img_size, config.img_size)),
         latency_ms=0.0,
         train_minutes=sum(r.seconds for r in runs) / 60,
+        task=config.task,
     )
+
+
+def model_classes(result: TrainResult) -> int:
+    """The output count of a run's model: its classes, plus the background for a detector."""
+    return result.num_classes + (result.task == "detect")
 
 
 def compare(
@@ -161,6 +211,7 @@ def compare(
         f"({', '.join(models)}); {describe_recipe(base, seeds, base.img_size, budget_minutes)}; results in {output}"
     )
     results: dict[str, list[TrainResult]] = {variant: [] for variant in models}
+    metrics = TASK_METRICS[base.task]
     for index, (variant, seed) in enumerate(itertools.product(models, range(seeds)), start=1):
         label = f"[{index}/{remaining.total}] {variant} · seed {seed}"
         run_output = str(output / f"{variant}-s{seed}")
@@ -168,14 +219,20 @@ def compare(
         result, reused = _run(config, label, say)
         results[variant].append(result)
         left = remaining.after(result.seconds, reused)
-        say(f"{label}: top-1 {result.top1:.2f} % after {result.epochs} epoch(s); {left}")
+        main = metrics.of(result)[0]
+        say(f"{label}: {metrics.main_label} {main:.2f} % after {result.epochs} epoch(s); {left}")
     rows = []
     for variant, runs in results.items():
         resolved = TrainConfig(**_saved_config(Path(runs[0].output)))  # img_size filled in by the run
-        rows.append(_summarise(variant, resolved, runs, runs[0].num_classes))
-    img_size, num_classes = resolved.img_size or 224, runs[0].num_classes
+        rows.append(_summarise(variant, resolved, runs))
+    img_size = resolved.img_size or 224
     latencies = bench(
-        list(models.values()), img_size=img_size, repeats=latency_repeats, memory=False, num_classes=num_classes
+        list(models.values()),
+        img_size=img_size,
+        repeats=latency_repeats,
+        memory=False,
+        num_classes=model_classes(runs[0]),
+        detector=resolved.detector if resolved.task == "detect" else None,
     )
     for row, timing in zip(rows, latencies, strict=True):
         row.latency_ms = timing.median_ms
@@ -184,19 +241,23 @@ def compare(
 
 
 def describe_recipe(base: TrainConfig, seeds: int, img_size: int | None, budget: float | None) -> str:
-    """One line: data, size, epochs, batch, optimiser, schedule, smoothing, seeds."""
+    """One line: data, size, epochs, batch, optimiser, schedule, label smoothing or detector, seeds."""
     subset = f" ({base.train_subset} train images)" if base.train_subset else ""
-    size = f"{img_size}×{img_size} px" if img_size else "the data's default size"
+    detect = base.task == "detect"
+    size = f"{img_size} px short side" if detect and img_size else f"{img_size}×{img_size} px" if img_size else (
+        "the data's default size")  # fmt: skip
+    task = f"{base.detector} detector" if detect else f"label smoothing {base.label_smoothing}"
     return (
         f"data {base.data}{subset}, {size}, {base.epochs} epochs{f' or {budget} min in all' if budget else ''}, "
-        f"batch {base.batch_size}, {base.opt} lr {base.lr or 'scaled'}, {base.sched} schedule, label smoothing "
-        f"{base.label_smoothing}, seeds 0..{seeds - 1}"
+        f"batch {base.batch_size}, {base.opt} lr {base.lr or 'scaled'}, {base.sched} schedule, {task}, "
+        f"seeds 0..{seeds - 1}"
     )
 
 
 def differences(rows: Sequence[CompareRow]) -> list[str]:
-    """Plain sentences: each variant whose top-1 differs from the baseline (``none`` if present, else the first
-    row) by more than two standard errors of the difference of seed means, or that none does."""
+    """Plain sentences: each variant whose main metric (top-1 or AP) differs from the baseline (``none`` if
+    present, else the first row) by more than two standard errors of the difference of seed means, or that none
+    does."""
     base = next((r for r in rows if r.variant == "none"), rows[0])
     others = [r for r in rows if r is not base]
     if not others:
@@ -206,14 +267,14 @@ def differences(rows: Sequence[CompareRow]) -> list[str]:
             f"With one seed per variant the seed noise is unknown, so no difference from {base.variant} is judged; "
             "use --seeds 3 or more."
         ]
-    lines = []
+    lines, label = [], base.metrics.main_label
     for row in others:
-        delta = row.top1_mean - base.top1_mean
-        noise = 2 * math.sqrt(row.top1_std**2 / row.seeds + base.top1_std**2 / base.seeds)
+        delta = row.mean - base.mean
+        noise = 2 * math.sqrt(row.std**2 / row.seeds + base.std**2 / base.seeds)
         if abs(delta) > noise:
             lines.append(
-                f"{row.variant}: top-1 {delta:+.2f} points vs {base.variant} ({row.top1_mean:.2f} vs "
-                f"{base.top1_mean:.2f} %), beyond the seed noise (2 standard errors = {noise:.2f})."
+                f"{row.variant}: {label} {delta:+.2f} points vs {base.variant} ({row.mean:.2f} vs "
+                f"{base.mean:.2f} %), beyond the seed noise (2 standard errors = {noise:.2f})."
             )
     return lines or [
         f"No variant differs from {base.variant} beyond the seed noise (2 standard errors of the difference)."
@@ -232,16 +293,16 @@ def _saved_config(run: Path) -> dict:
 
 def table(rows: Sequence[CompareRow]) -> str:
     """The comparison as a Markdown table."""
-    return format_table(HEADERS, [r.cells() for r in rows])
+    return format_table(headers(rows[0].task), [r.cells() for r in rows])
 
 
 def _write(
     rows: Sequence[CompareRow], output: Path, base: TrainConfig, seeds: int, img_size: int, budget: float | None
 ) -> None:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(asdict(rows[0])))
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0].record()))
     writer.writeheader()
-    writer.writerows(asdict(r) for r in rows)
+    writer.writerows(r.record() for r in rows)
     atomic_write_text(output / "results.csv", buffer.getvalue())
     recipe = describe_recipe(base, seeds, img_size, budget)
     findings = "\n".join(f"- {line}" for line in differences(rows))
@@ -249,9 +310,9 @@ def _write(
     plot_metric_vs_macs(
         [r.variant for r in rows],
         [r.macs for r in rows],
-        [r.top1_mean for r in rows],
+        [r.mean for r in rows],
         output / "accuracy_vs_macs.png",
-        ylabel="top-1 % (mean ± std over seeds)",
-        errors=[r.top1_std for r in rows],
+        ylabel=f"{rows[0].metrics.main_label} % (mean ± std over seeds)",
+        errors=[r.std for r in rows],
         title=f"{Path(base.data).name}, {img_size} px, {base.epochs} epochs, {seeds} seed(s)",
     )
