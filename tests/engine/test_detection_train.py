@@ -83,3 +83,15 @@ def test_train_detect_on_the_shared_raccoon_set(tmp_path: Path) -> None:
                          output=str(tmp_path / "run"))  # fmt: skip
     result = train(config)
     assert result.num_classes == 1 and result.metrics["AP50"] >= 0
+
+
+def test_backbone_batch_norm_is_frozen_for_detection_unless_asked(tmp_path: Path) -> None:
+    from cnnattn.engine.training import build_model
+    from cnnattn.models.norm import FrozenBatchNorm2d
+
+    base = TrainConfig(task="detect", detector="retinanet", model="resnet18_se", img_size=64)
+    frozen, trained = build_model(base, 2), build_model(base.replace(freeze_bn=False), 2)
+    assert isinstance(frozen.backbone.body.layer4[0].bn1, FrozenBatchNorm2d)
+    norm = trained.backbone.body.layer4[0].bn1  # in a trainable stage (the default 3 trainable layers)
+    assert isinstance(norm, torch.nn.BatchNorm2d) and norm.weight.requires_grad
+    assert isinstance(build_model(TrainConfig(model="resnet18"), 10).bn1, torch.nn.BatchNorm2d)  # classification

@@ -90,7 +90,11 @@ class TrainConfig:
     num_nodes: int = _setting(1, "nodes (DDP across nodes, e.g. under torchrun)")
     strategy: str = _setting("auto", "Lightning strategy, e.g. ddp")
     sync_bn: bool = _setting(False, "synchronise every BatchNorm (backbone and attention) across processes")
-    freeze_bn: bool = _setting(False, "freeze every BatchNorm (running statistics, no affine updates)")
+    freeze_bn: bool | None = _setting(
+        None,
+        "freeze the backbone's BatchNorm (running statistics, no affine updates); default: frozen for detection "
+        "(as torchvision's detectors, for pretrained backbones), trained for classification",
+    )
     seed: int = _setting(0, "seed of initialisation, data order and augmentation")
     output: str | None = _setting(None, "run folder (default runs/<model>-<data>-s<seed>)")
     augment: str = _setting("auto", "training augmentation: auto (by image size), crop, rrc or none", AUGMENTS)
@@ -133,6 +137,11 @@ class TrainConfig:
                 "sync_bn and freeze_bn exclude each other: frozen BatchNorm uses its running statistics and has "
                 "nothing to synchronise; choose one."
             )
+
+    @property
+    def frozen_bn(self) -> bool:
+        """``freeze_bn`` resolved: unset means frozen for detection, trained for classification."""
+        return self.task == "detect" if self.freeze_bn is None else self.freeze_bn
 
     def resolved_lr(self, world_size: int) -> float:
         """The peak learning rate for a global batch of ``batch_size × world_size`` (per 256 images for

@@ -90,6 +90,7 @@ def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
             config.model,
             num_classes,
             trainable_layers=config.trainable_layers,
+            frozen_bn=config.frozen_bn,
             min_size=size,
             max_size=round(size * DETECTION_MAX_RATIO),
             checkpoint_path=config.init_checkpoint,
@@ -101,7 +102,7 @@ def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
         attn_kwargs=config.attn_kwargs or None,
         checkpoint_path=config.init_checkpoint,
     )
-    return freeze_batch_norm(model) if config.freeze_bn else model
+    return freeze_batch_norm(model) if config.frozen_bn else model
 
 
 def training_model(config: TrainConfig, num_classes: int) -> nn.Module:
