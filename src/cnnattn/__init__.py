@@ -9,6 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 from .analysis import profile
 from .attention import create_attention, list_attention, register_attention
 from .models import attach, create_detector, create_model, list_models, load_checkpoint
+from .visualize import capture
 
 try:
     __version__ = version("cnnattn")
@@ -18,6 +19,7 @@ except PackageNotFoundError:  # running from a source tree without installation
 __all__ = [
     "__version__",
     "attach",
+    "capture",
     "create_attention",
     "create_detector",
     "create_model",

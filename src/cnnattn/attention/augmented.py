@@ -16,7 +16,7 @@ import math
 import torch
 from torch import nn
 
-from .common import NotScriptable
+from .common import NotScriptable, Query, query_rows
 
 __all__ = ["AugmentedConv2d", "attention_channels", "query_positions"]
 
@@ -62,6 +62,13 @@ class AugmentedConv2d(NotScriptable, nn.Module, abc.ABC):
     @abc.abstractmethod
     def attention_map(self, x: torch.Tensor) -> torch.Tensor:
         """The attention the branch applies for input ``x`` (each subclass documents its shape)."""
+
+    def attention_parts(self, x: torch.Tensor, query: Query = (0.5, 0.5)) -> dict[str, torch.Tensor]:
+        """What the branch applied, for pictures: ``rows``, the attention of the output position at ``query``
+        ((y, x) fractions of the output grid) over the input, (..., H, W) summing to 1 (AA: (B, heads, H, W);
+        EAM: (R, H, W), the same for every sample)."""
+        out_size = (-(-x.shape[-2] // self.stride), -(-x.shape[-1] // self.stride))
+        return {"rows": query_rows(self.attention_map(x), out_size, tuple(x.shape[-2:]), query)}
 
     @abc.abstractmethod
     def attend(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

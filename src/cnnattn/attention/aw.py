@@ -141,6 +141,15 @@ class AWConv2d(NotScriptable, nn.Conv2d):
         v = gate(v).reshape(batch, self.rank, group_in, kh * kw).permute(0, 3, 1, 2)
         return (u @ v).permute(0, 2, 3, 1).reshape(batch, self.out_channels, group_in, kh, kw)
 
+    def attention_parts(self, x: torch.Tensor, query: tuple[float, float] = (0.5, 0.5)) -> dict[str, torch.Tensor]:
+        """For pictures (A itself is weight-shaped): ``stats`` (B, 4), the mean, std, min and max of each
+        sample's A, and ``taps`` (B, k, k), the mean |A| of each kernel tap, i.e. how strongly each position of
+        the k×k kernel is re-weighted (the weight becomes K ⊙ (1 + A)); ``query`` is unused."""
+        attn = self.attention_map(x).flatten(1, -3)  # (B, N, k, k)
+        values = attn.flatten(1)
+        stats = torch.stack([values.mean(1), values.std(1), values.amin(1), values.amax(1)], dim=1)
+        return {"stats": stats, "taps": attn.abs().mean(1)}
+
     def modulated_weight(self, x: torch.Tensor) -> torch.Tensor:
         """K ⊙ (1 + A) for every sample, contiguous: (B, C_out, C_in/groups, k, k)."""
         attn = self.attention_map(x)

@@ -78,5 +78,12 @@ class BAM(nn.Module):
             )
         return torch.sigmoid(self.channel_gate(x) + self.spatial_gate(x))
 
+    @torch.jit.unused
+    def attention_parts(self, x: torch.Tensor, query: tuple[float, float] = (0.5, 0.5)) -> dict[str, torch.Tensor]:
+        """For pictures: ``channel`` σ(M_c) (B, C, 1, 1), ``spatial`` σ(M_s) (B, 1, H, W) and ``map`` σ(M_c + M_s)
+        (B, C, H, W), all in (0, 1) (``forward`` applies X ⊙ (1 + map)); ``query`` is unused."""
+        channel, spatial = self.channel_gate(x), self.spatial_gate(x)
+        return {"channel": channel.sigmoid(), "spatial": spatial.sigmoid(), "map": torch.sigmoid(channel + spatial)}
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * (1 + self.attention_map(x))

@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["NotScriptable", "to_factory"]
+__all__ = ["NotScriptable", "Query", "query_index", "query_rows", "to_factory"]
+
+Query = tuple[float, float]  # (y, x) as fractions of the output grid's height and width, in [0, 1]
 
 
 def to_factory(module: nn.Module, device: torch.device | str | None, dtype: torch.dtype | None) -> None:
@@ -26,3 +28,16 @@ class NotScriptable:
             f"{type(self).__name__} cannot be compiled by torch.jit.script (its forward uses Python that "
             "TorchScript lacks); use torch.jit.trace, torch.export.export, torch.compile or ONNX export instead."
         )
+
+
+def query_index(query: Query, height: int, width: int) -> int:
+    """Flat index on a (height, width) grid of the position at fractions ``query`` = (y, x) in [0, 1]."""
+    fy, fx = query
+    if not (0 <= fy <= 1 and 0 <= fx <= 1):
+        raise ValueError(f"query must be (y, x) fractions of the map in [0, 1], e.g. (0.5, 0.5); got {query}.")
+    return min(int(fy * height), height - 1) * width + min(int(fx * width), width - 1)
+
+
+def query_rows(rows: torch.Tensor, out_size: tuple[int, int], in_size: tuple[int, int], query: Query) -> torch.Tensor:
+    """One query's attention over the input: rows (..., H'·W', H·W) → (..., H, W) at ``query`` on the H'×W' grid."""
+    return rows[..., query_index(query, *out_size), :].unflatten(-1, in_size)

@@ -112,16 +112,30 @@ class DASGate(nn.Module):
                 f"{tuple(x.shape)}): use larger images, other stages, or another norm_layer."
             )
 
-    def gate_and_offsets(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The gate A (B, C, H, W) in (0, 1), and the predicted offsets (B, 2·G·k², H, W) in input pixels,
-        (dy, dx) per tap as in ``torchvision.ops.deform_conv2d``."""
+    def _gate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Gate A (B, C, H, W), offsets (B, 2·G·k², H, W) and the DCNv2 mask (B, G·k², H, W) or None."""
         if not torch.jit.is_scripting():
             self._check_input(x)
         hidden = self.norm(self.dsc(x))
         predicted = self.offset(hidden)
         offsets = predicted[:, : self.num_offsets]
         mask = torch.sigmoid(predicted[:, self.num_offsets :]) if self.modulated else None
-        return torch.sigmoid(self.gate_norm(self.dc(hidden, offsets, mask))), offsets
+        return torch.sigmoid(self.gate_norm(self.dc(hidden, offsets, mask))), offsets, mask
+
+    def gate_and_offsets(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The gate A (B, C, H, W) in (0, 1), and the predicted offsets (B, 2·G·k², H, W) in input pixels,
+        (dy, dx) per tap as in ``torchvision.ops.deform_conv2d``."""
+        attention, offsets, _ = self._gate(x)
+        return attention, offsets
+
+    @torch.jit.unused
+    def attention_parts(self, x: torch.Tensor, query: tuple[float, float] = (0.5, 0.5)) -> dict[str, torch.Tensor]:
+        """What the gate applied, for pictures: ``gate`` A (B, C, H, W) in (0, 1), ``offsets`` (B, 2·G·k², H, W)
+        in input pixels ((dy, dx) per tap, torchvision's order) and, when modulated, ``mask`` (B, G·k², H, W)
+        in (0, 1). ``query`` is unused (the gate has no attention rows)."""
+        attention, offsets, mask = self._gate(x)
+        parts = {"gate": attention, "offsets": offsets}
+        return parts if mask is None else {**parts, "mask": mask}
 
     def attention_map(self, x: torch.Tensor) -> torch.Tensor:
         """The gate A (B, C, H, W) in (0, 1) that ``forward`` multiplies into ``x``."""

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .augmented import AugmentedConv2d, attention_channels, query_positions
-from .common import to_factory
+from .common import Query, to_factory
 from .registry import register_attention
 
 __all__ = ["DISTANCE_FNS", "ExplicitAttentionConv2d", "axis_logits"]
@@ -134,6 +134,11 @@ class ExplicitAttentionConv2d(AugmentedConv2d):
         """The map the branch applies at ``x``'s size, (R, H'·W', H·W) with R radii; rows sum to 1. It does not
         depend on the content of ``x``."""
         return self.dense_map(x.shape[-2], x.shape[-1], x.device, x.dtype)
+
+    def attention_parts(self, x: torch.Tensor, query: Query = (0.5, 0.5)) -> dict[str, torch.Tensor]:
+        """``rows`` (R, H, W), the Gaussian (or box) map of the output position at ``query``, and ``radius`` (R,),
+        the learned σ in pixels of this layer's input."""
+        return {**super().attention_parts(x, query), "radius": self.radius.detach()}
 
     def attend(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         batch, _, height, width = v.shape

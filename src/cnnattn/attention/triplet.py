@@ -75,13 +75,27 @@ class TripletAttention(nn.Module):
         self.hc = ZPoolGate(kernel_size, bn_momentum, **dd)
         self.hw = None if no_spatial else ZPoolGate(kernel_size, bn_momentum, **dd)
 
+    def _cw(self, x: torch.Tensor) -> torch.Tensor:
+        return self.cw.gate(x.permute(0, 2, 1, 3)).permute(0, 2, 1, 3)  # (B, C, 1, W)
+
+    def _hc(self, x: torch.Tensor) -> torch.Tensor:
+        return self.hc.gate(x.permute(0, 3, 2, 1)).permute(0, 3, 2, 1)  # (B, C, H, 1)
+
     def attention_map(self, x: torch.Tensor) -> torch.Tensor:
         """The multiplier ``forward`` applies: the mean of the branches' gates, (B, C, H, W) in (0, 1)."""
-        gates = self.cw.gate(x.permute(0, 2, 1, 3)).permute(0, 2, 1, 3)  # (B, C, 1, W)
-        gates = gates + self.hc.gate(x.permute(0, 3, 2, 1)).permute(0, 3, 2, 1)  # + (B, C, H, 1)
+        gates = self._cw(x) + self._hc(x)
         if self.hw is not None:
             return (gates + self.hw.gate(x)) / 3  # + (B, 1, H, W)
         return gates / 2
+
+    @torch.jit.unused
+    def attention_parts(self, x: torch.Tensor, query: tuple[float, float] = (0.5, 0.5)) -> dict[str, torch.Tensor]:
+        """For pictures, each branch's gate in (0, 1): ``cw`` (B, C, 1, W), ``hc`` (B, C, H, 1), ``hw``
+        (B, 1, H, W) unless dropped, and ``map`` (B, C, H, W), the mean ``forward`` applies; ``query`` is unused."""
+        parts = {"cw": self._cw(x), "hc": self._hc(x)}
+        if self.hw is not None:
+            parts["hw"] = self.hw.gate(x)
+        return {**parts, "map": self.attention_map(x)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.attention_map(x)

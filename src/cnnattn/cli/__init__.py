@@ -27,6 +27,7 @@ COMMANDS = {
     "eval": "evaluate",
     "predict": "predict",
     "compare": "compare",
+    "show": "show",
 }
 
 

@@ -23,10 +23,18 @@ SPLIT_SEED = 0
 
 
 class ArrayImageDataset(torch.utils.data.Dataset):
-    """uint8 images (N, H, W) or (N, H, W, 3) and labels (N,) in memory; items are ``(transform(PIL RGB), label)``."""
+    """uint8 images (N, H, W) or (N, H, W, 3) and labels (N,) in memory; items are ``(transform(PIL RGB), label)``.
+    ``boxes`` (N, 4), where known: the object's (x1, y1, x2, y2) in pixels of the stored image."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, classes: list[str], transform=None) -> None:
-        self.images, self.labels, self.classes, self.transform = images, labels, classes, transform
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        classes: list[str],
+        transform=None,
+        boxes: np.ndarray | None = None,
+    ) -> None:
+        self.images, self.labels, self.classes, self.transform, self.boxes = images, labels, classes, transform, boxes
         self.targets = labels.tolist()
 
     def __len__(self) -> int:
@@ -87,8 +95,9 @@ def _cluttered_image(
     canvas_size: int,
     scale: tuple[int, int],
     fragments: int,
-) -> np.ndarray:
-    """One canvas: ``fragments`` 2×2–3×3 crops of random pool digits (at digit scale), the digit on top."""
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """One canvas: ``fragments`` 2×2–3×3 crops of random pool digits (at digit scale), the digit on top; and the
+    digit's box (x1, y1, x2, y2) in canvas pixels."""
     canvas = np.zeros((canvas_size, canvas_size), dtype=np.uint8)
     for _ in range(fragments):
         other = pool[rng.integers(len(pool))]
@@ -100,7 +109,7 @@ def _cluttered_image(
     size = int(rng.integers(scale[0], scale[1] + 1))
     top, left = rng.integers(0, canvas_size - size + 1, size=2)
     _paste_max(canvas, _resize(digit, size), int(top), int(left))
-    return canvas
+    return canvas, (int(left), int(top), int(left) + size, int(top) + size)
 
 
 @lru_cache(maxsize=4)
@@ -109,9 +118,11 @@ def _cluttered_arrays(split: str, size: int, canvas_size: int, fragments: int, s
     rng = np.random.default_rng([seed, 0 if split == "train" else 1])
     picks = rng.integers(len(images), size=size)
     scale = (round(canvas_size * 0.45), round(canvas_size * 0.7))
-    canvases = np.stack([_cluttered_image(rng, images[i], images, canvas_size, scale, fragments) for i in picks])
+    drawn = [_cluttered_image(rng, images[i], images, canvas_size, scale, fragments) for i in picks]
+    canvases, boxes = np.stack([c for c, _ in drawn]), np.array([b for _, b in drawn], dtype=np.int64)
     canvases.setflags(write=False)
-    return canvases, labels[picks]
+    boxes.setflags(write=False)
+    return canvases, labels[picks], boxes
 
 
 def cluttered_digits(
@@ -123,7 +134,8 @@ def cluttered_digits(
     fragments: int = 4,
     seed: int = 0,
 ) -> ArrayImageDataset:
-    """Digits at random positions and scales (45–70 % of the canvas side) among clutter fragments.
+    """Digits at random positions and scales (45–70 % of the canvas side) among clutter fragments; the dataset's
+    ``boxes`` (N, 4) hold each digit's square (x1, y1, x2, y2) in canvas pixels.
 
     Args:
         split: ``'train'`` (digits drawn from the 1,438 training digits) or ``'test'`` (from the other 359).
@@ -134,8 +146,8 @@ def cluttered_digits(
     """
     split = _check_split(split)
     size = size or (6000 if split == "train" else 1500)
-    images, labels = _cluttered_arrays(split, size, canvas_size, fragments, seed)
-    return ArrayImageDataset(images, labels, CLASSES, transform)
+    images, labels, boxes = _cluttered_arrays(split, size, canvas_size, fragments, seed)
+    return ArrayImageDataset(images, labels, CLASSES, transform, boxes)
 
 
 BUILTIN_DATASETS = {"digits": digits, "cluttered": cluttered_digits}

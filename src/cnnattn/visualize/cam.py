@@ -1,0 +1,104 @@
+"""Class activation maps (Grad-CAM, Grad-CAM++, EigenCAM) of any classification model, via ``grad-cam``.
+
+``pytorch-grad-cam`` does the CAM arithmetic; this module picks the target layer (the last block of the last
+stage, which runs once per forward), pairs one class with each image (the package matches targets and outputs
+by position), and leaves the model as it found it: train/eval mode, parameter gradients, and gradients enabled
+even when called inside ``torch.no_grad()`` or ``torch.inference_mode()``. Detectors are not supported here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..models.adapters import backbone_stages
+
+__all__ = ["CAM_METHODS", "CamResult", "class_activation_maps", "default_target_layer"]
+
+# Method name → pytorch_grad_cam class name. EigenCAM needs no gradient (first principal component).
+CAM_METHODS = {"gradcam": "GradCAM", "gradcampp": "GradCAMPlusPlus", "eigencam": "EigenCAM"}
+
+
+@dataclass
+class CamResult:
+    """``maps`` (B, H, W) in [0, 1] at the input's size; the class each map explains and the model's softmax
+    score for it (percent), and the target layer's name."""
+
+    maps: np.ndarray
+    classes: list[int]
+    scores: list[float]
+    layer: str
+
+
+def _package() -> object:
+    try:
+        import pytorch_grad_cam
+    except ImportError:
+        raise ImportError('Grad-CAM needs the viz extra: pip install "cnnattn[viz]" (pytorch-grad-cam).') from None
+    return pytorch_grad_cam
+
+
+def default_target_layer(model: nn.Module) -> str:
+    """The qualified name of the last block of the model's last stage (ResNets: ``layer4.<last>``)."""
+    try:
+        return backbone_stages(model)[-1][-1].name
+    except ValueError:
+        raise ValueError(
+            f"no default CAM layer for {type(model).__name__}: pass layer=<module name>, e.g. the last block."
+        ) from None
+
+
+@contextlib.contextmanager
+def _model_kept(model: nn.Module) -> Iterator[None]:
+    """Restore the model's train/eval mode and parameter gradients; enable autograd inside."""
+    training, grads = model.training, [(p, p.grad) for p in model.parameters()]
+    try:
+        with torch.inference_mode(False), torch.enable_grad():
+            yield
+    finally:
+        model.train(training)
+        for parameter, grad in grads:
+            parameter.grad = grad
+
+
+def class_activation_maps(
+    model: nn.Module,
+    images: torch.Tensor,
+    method: str = "gradcam",
+    classes: Sequence[int] | None = None,
+    layer: str | None = None,
+) -> CamResult:
+    """CAMs of a batch of normalised images (B, 3, H, W), one per image.
+
+    Args:
+        model: A classifier returning logits (B, num_classes).
+        images: The model's input, normalised as in training.
+        method: ``gradcam``, ``gradcampp`` or ``eigencam``.
+        classes: The class to explain for each image (default: the predicted one).
+        layer: Target module's qualified name (default :func:`default_target_layer`).
+    """
+    if method not in CAM_METHODS:
+        raise ValueError(f"method must be one of {sorted(CAM_METHODS)}; got {method!r}.")
+    if images.ndim != 4:
+        raise ValueError(f"images must be a batch (B, 3, H, W); got shape {tuple(images.shape)}.")
+    if classes is not None and len(classes) != images.shape[0]:
+        raise ValueError(f"give one class per image: {len(classes)} classes for {images.shape[0]} images.")
+    package = _package()
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    layer = layer or default_target_layer(model)
+    target = model.get_submodule(layer)
+    with _model_kept(model):
+        x = images.detach().clone()  # a normal tensor, also when given an inference-mode one
+        with torch.no_grad():
+            probs = model.eval()(x).float().softmax(dim=-1)
+        chosen = list(classes) if classes is not None else probs.argmax(dim=-1).tolist()
+        scores = [100 * float(probs[i, c]) for i, c in enumerate(chosen)]
+        with getattr(package, CAM_METHODS[method])(model=model, target_layers=[target]) as cam:
+            maps = cam(input_tensor=x, targets=[ClassifierOutputTarget(c) for c in chosen])
+    return CamResult(np.asarray(maps, dtype=np.float32), chosen, scores, layer)

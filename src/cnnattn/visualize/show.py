@@ -1,0 +1,288 @@
+"""``show``: one picture grid of what models attend to, a row per image and a column per (model, method).
+
+Methods: ``attention`` (a captured map: see :func:`spatial_attention`), ``offsets`` (DAS sampling points
+traced through the stacked gates, deepest first, from the deepest gate's most-attended position), and the CAMs
+``gradcam``, ``gradcampp``, ``eigencam`` (:mod:`.cam`). Each cell: the map over the image with a colour bar,
+the layer, the predicted class and score, and the true class where the data has one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from torch import nn
+from torchvision import tv_tensors
+
+from ..data.transforms import build_transform
+from .capture import Maps, attention_named_modules, capture
+from .localization import spatial_map
+from .sampling import deform_layers, to_image, trace
+
+__all__ = ["METHODS", "Cell", "Sample", "Subject", "load_samples", "load_subject", "render", "spatial_attention"]
+
+METHODS = ("attention", "offsets", "gradcam", "gradcampp", "eigencam")
+MIN_DEFAULT_SIDE = 4  # the default attention layer: the deepest whose map is at least this many pixels a side
+
+
+@dataclass
+class Subject:
+    """A model to look at: its column label, the model (eval mode), class names and input side."""
+
+    label: str
+    model: nn.Module
+    classes: list[str]
+    img_size: int
+
+
+@dataclass
+class Sample:
+    """One image: ``tensor`` (3, S, S) normalised model input, ``pixels`` (S, S, 3) uint8 as shown, its name, the
+    true class index and the object's box (x1, y1, x2, y2 in shown pixels) where known."""
+
+    tensor: torch.Tensor
+    pixels: np.ndarray
+    name: str
+    label: int | None = None
+    box: list[float] | None = None
+
+
+@dataclass
+class Cell:
+    """What one grid cell shows: a map (h, w) or traced points (N, 2) (y, x) with per-point levels, and text."""
+
+    title: str
+    heat: np.ndarray | None = None
+    points: list[np.ndarray] = field(default_factory=list)
+    note: str = ""
+
+
+def load_subject(checkpoint: str | Path | None = None, model: str | None = None, img_size: int | None = None,
+                 num_classes: int = 10) -> Subject:  # fmt: skip
+    """A training checkpoint (as ``cnnattn eval`` loads it) or, with ``model``, an untrained model name."""
+    if (checkpoint is None) == (model is None):
+        raise ValueError("give a checkpoint or a model name (one of them).")
+    if checkpoint is not None:
+        from ..engine.evaluate import load_trained_model
+
+        network, config, classes = load_trained_model(checkpoint)
+        if config.task == "detect":
+            raise ValueError(f"{checkpoint}: a detector; show explains classifiers (use `cnnattn predict`).")
+        return Subject(Path(checkpoint).stem, network.eval(), classes, img_size or config.img_size or 224)
+    from ..models import create_model
+
+    network = create_model(model, num_classes=num_classes).eval()
+    return Subject(model, network, [str(i) for i in range(num_classes)], img_size or 224)
+
+
+def _display(tensor: torch.Tensor) -> np.ndarray:
+    mean, std = torch.tensor(IMAGENET_DEFAULT_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_DEFAULT_STD).view(3, 1, 1)
+    return (tensor * std + mean).clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
+
+
+def _sample(image: Image.Image, size: int, name: str, label: int | None, box: Sequence[float] | None) -> Sample:
+    transform = build_transform(size, train=False)
+    if box is None:
+        tensor = transform(image)
+        return Sample(tensor, _display(tensor), name, label)
+    boxes = tv_tensors.BoundingBoxes([list(box)], format="XYXY", canvas_size=(image.height, image.width))
+    tensor, moved = transform(image, boxes)
+    return Sample(tensor, _display(tensor), name, label, moved[0].tolist())
+
+
+def load_samples(images: str, img_size: int, classes: Sequence[str], max_images: int = 8) -> list[Sample]:
+    """Up to ``max_images`` images: ``builtin:cluttered`` / ``builtin:digits`` test images (true classes; boxes
+    for cluttered digits), or an image file / folder (true class when the parent folder is a class name)."""
+    if images.startswith("builtin:"):
+        from ..data.builtin import BUILTIN_DATASETS
+
+        name = images.removeprefix("builtin:")
+        if name not in BUILTIN_DATASETS:
+            raise ValueError(f"unknown built-in dataset {images!r}; use builtin:cluttered or builtin:digits.")
+        data = BUILTIN_DATASETS[name]("test")
+        count = min(max_images, len(data))
+        boxes = data.boxes if data.boxes is not None else [None] * count
+        return [
+            _sample(
+                Image.fromarray(data.images[i]).convert("RGB"),
+                img_size,
+                f"{name} {i}",
+                int(data.labels[i]),
+                None if boxes[i] is None else boxes[i].tolist(),
+            )
+            for i in range(count)
+        ]
+    from ..engine.predict import image_files
+
+    samples = []
+    for path in image_files(images)[:max_images]:
+        with Image.open(path) as opened:
+            image = ImageOps.exif_transpose(opened).convert("RGB")
+        label = list(classes).index(path.parent.name) if path.parent.name in classes else None
+        samples.append(_sample(image, img_size, path.name, label, None))
+    return samples
+
+
+PART_ORDER = ("map", "gate", "spatial", "rows", "hw")
+
+
+def spatial_attention(parts: dict[str, torch.Tensor], batch: int) -> torch.Tensor | None:
+    """One spatial map per image (B, H, W) from a module's captured parts: the full map or gate (channel
+    mean), a spatial gate, attention rows (head/radius mean), coordinate attention's h ⊗ w; None for
+    channel-only modules (SE, ECA) and AW, which have no spatial map."""
+    if "h" in parts and "w" in parts:
+        return (parts["h"] * parts["w"]).float().mean(dim=1)
+    for key in PART_ORDER:
+        if key not in parts:
+            continue
+        value = parts[key].float()
+        if key == "rows" and value.ndim == 4:  # AA (B, heads, H, W)
+            value = value.mean(dim=1)
+        elif key == "rows" and value.shape[0] != batch:  # EAM (R, H, W): the same map for every sample
+            value = value.mean(dim=0, keepdim=True).expand(batch, -1, -1)
+        found = spatial_map(value)
+        if found is not None:
+            return found
+    return None
+
+
+def _default_layer(maps: Maps, batch: int) -> str | None:
+    spatial = {n: m for n, parts in maps.items() if (m := spatial_attention(parts, batch)) is not None}
+    if not spatial:
+        return None
+    large = [n for n, m in spatial.items() if min(m.shape[-2:]) >= MIN_DEFAULT_SIDE]
+    return large[-1] if large else max(spatial, key=lambda n: spatial[n].shape[-1])
+
+
+def _caption(subject: Subject, probs: torch.Tensor, sample: Sample, layer: str) -> str:
+    score, index = probs.max(dim=0)
+    truth = f" · true {subject.classes[sample.label]}" if sample.label is not None else ""
+    return f"{subject.label} · {layer}\npred {subject.classes[index]} {100 * float(score):.0f} %{truth}"
+
+
+def attention_cells(subject: Subject, samples: Sequence[Sample], method: str, layer: str | None,
+                    target: int | None = None) -> tuple[list[Cell], dict[str, np.ndarray]]:  # fmt: skip
+    """One cell per sample for ``subject`` and ``method``, and the raw maps by name (for ``--npz``)."""
+    batch = torch.stack([s.tensor for s in samples])
+    with torch.no_grad(), capture(subject.model) as maps:
+        probs = subject.model(batch).float().softmax(dim=-1)
+    if method in ("gradcam", "gradcampp", "eigencam"):
+        from .cam import class_activation_maps
+
+        classes = None if target is None else [target] * len(samples)
+        result = class_activation_maps(subject.model, batch, method, classes, layer)
+        cells = [
+            Cell(_caption(subject, p, s, result.layer), heat=m)
+            for p, s, m in zip(probs, samples, result.maps, strict=True)
+        ]
+        return cells, {f"{subject.label}/{method}": result.maps}
+    if method == "offsets":
+        return _offset_cells(subject, samples, maps, probs)
+    name = layer or _default_layer(maps, len(samples))
+    if name is None or name not in maps:
+        known = ", ".join(n for n, _ in attention_named_modules(subject.model)) or "none"
+        note = f"no spatial attention map (attention modules: {known})" if layer is None else f"{layer}: not captured"
+        return [Cell(_caption(subject, p, s, "—"), note=note) for p, s in zip(probs, samples, strict=True)], {}
+    heat = spatial_attention(maps[name], len(samples))
+    if heat is None:
+        return [
+            Cell(_caption(subject, p, s, name), note=f"{name} has no spatial map")
+            for p, s in zip(probs, samples, strict=True)
+        ], {}
+    cells = [Cell(_caption(subject, p, s, name), heat=h.numpy()) for p, s, h in zip(probs, samples, heat, strict=True)]
+    return cells, {f"{subject.label}/attention/{name}/{k}": v.numpy() for k, v in maps[name].items()}
+
+
+def _offset_cells(subject: Subject, samples: Sequence[Sample], maps: Maps,
+                  probs: torch.Tensor) -> tuple[list[Cell], dict[str, np.ndarray]]:  # fmt: skip
+    size = tuple(samples[0].tensor.shape[-2:])
+    cells, raw = [], {}
+    for index, (sample, p) in enumerate(zip(samples, probs, strict=True)):
+        layers = deform_layers(subject.model, maps, size, index)
+        if not layers:
+            cells.append(Cell(_caption(subject, p, sample, "—"), note="no deformable gate (DAS) in this model"))
+            continue
+        deepest = next(n for n in reversed(list(maps)) if "offsets" in maps[n])
+        gate = maps[deepest]["gate"][index].mean(dim=0)
+        row, col = divmod(int(gate.argmax()), gate.shape[-1])
+        start = (to_image(float(row), layers[0].input_stride), to_image(float(col), layers[0].input_stride))
+        levels = trace(layers[:2], start)  # two levels: k² + k⁴ points, readable on one image
+        cells.append(Cell(_caption(subject, p, sample, f"{deepest} → 2 levels"),
+                          points=[lv["points"].numpy() for lv in levels]))  # fmt: skip
+        raw.update(
+            {f"{subject.label}/offsets/{sample.name}/level{i}": lv["points"].numpy() for i, lv in enumerate(levels)}
+        )
+    return cells, raw
+
+
+def render(samples: Sequence[Sample], columns: Sequence[list[Cell]], path: str | Path) -> Path:
+    """Draw the grid (rows: samples; columns: cell lists) to a PNG at ``path``."""
+    from ..analysis.plots import plt
+
+    rows, cols = len(samples), len(columns)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.4 * rows), dpi=100, squeeze=False)
+    for r, sample in enumerate(samples):
+        for c, column in enumerate(columns):
+            _draw(axes[r][c], sample, column[r])
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _draw(ax: object, sample: Sample, cell: Cell) -> None:
+    from matplotlib.patches import Rectangle
+
+    from ..analysis.plots import plt
+
+    height, width = sample.pixels.shape[:2]
+    ax.imshow(sample.pixels)
+    if cell.heat is not None:
+        heat = torch.nn.functional.interpolate(torch.as_tensor(cell.heat)[None, None].float(), size=(height, width),
+                                               mode="bilinear", align_corners=False)[0, 0].numpy()  # fmt: skip
+        shown = ax.imshow(heat, cmap="jet", alpha=0.5)
+        plt.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
+    for level, points in enumerate(cell.points):
+        ax.scatter(points[:, 1], points[:, 0], s=14 if level else 40, c="red" if level else "yellow",
+                   edgecolors="black", linewidths=0.5)  # fmt: skip
+    if sample.box is not None:
+        x1, y1, x2, y2 = sample.box
+        ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, edgecolor="white", linestyle="--"))
+    if cell.note:
+        ax.text(0.5, 0.5, cell.note, ha="center", va="center", wrap=True, fontsize=7, transform=ax.transAxes,
+                bbox={"facecolor": "white", "alpha": 0.8})  # fmt: skip
+    ax.set_xlim(-0.5, width - 0.5)
+    ax.set_ylim(height - 0.5, -0.5)
+    ax.set_title(cell.title, fontsize=7)
+    ax.axis("off")
+
+
+def eam_radii(model: nn.Module) -> dict[str, list[float]]:
+    """The learned σ (pixels of each layer's input) of every explicit-attention (EAM) layer, by module name."""
+    from ..attention.eam import ExplicitAttentionConv2d
+
+    return {n: m.radius.detach().tolist() for n, m in model.named_modules() if isinstance(m, ExplicitAttentionConv2d)}
+
+
+def plot_radii(radii: dict[str, dict[str, list[float]]], path: str | Path) -> Path:
+    """Learned EAM radius per layer (one line per model; several radii of a layer are averaged)."""
+    from ..analysis.plots import plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=120)
+    for label, layers in radii.items():
+        ax.plot(range(len(layers)), [float(np.mean(v)) for v in layers.values()], marker="o", label=label)
+        ax.set_xticks(range(len(layers)), list(layers), rotation=45, ha="right", fontsize=7)
+    ax.set(ylabel="σ (input pixels)", title="learned explicit-attention radius per layer")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)

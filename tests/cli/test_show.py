@@ -1,0 +1,55 @@
+"""``cnnattn show``: a PNG grid of the expected size for every method, raw maps in .npz, checkpoints and errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnnattn.cli import main
+from cnnattn.engine import TrainConfig, train
+from cnnattn.visualize.show import METHODS
+
+CELL = (320, 340)  # pixels per grid cell (3.2 × 3.4 inches at 100 dpi)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_show_writes_a_grid_of_the_expected_size(tmp_path: Path, method: str) -> None:
+    if method in ("gradcam", "gradcampp", "eigencam"):
+        pytest.importorskip("pytorch_grad_cam", reason="the viz extra is not installed")
+    out = tmp_path / "grid.png"
+    argv = ["show", "--model", "resnet18_das", "--model", "resnet18_eam", "--images", "builtin:cluttered",
+            "--method", method, "--img-size", "64", "--max-images", "2", "--output", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    with Image.open(out) as image:
+        assert image.size == (2 * CELL[0], 2 * CELL[1])
+    assert (tmp_path / "grid_eam_radius.png").stat().st_size > 1000  # the EAM model's radius per layer
+
+
+def test_show_a_trained_checkpoint_with_two_methods_and_raw_maps(tmp_path: Path, capsys) -> None:
+    config = TrainConfig(data="builtin:cluttered", model="resnet18_cbam", img_size=64, epochs=1, batch_size=32,
+                         workers=0, train_subset=64, progress=False, tensorboard=False)  # fmt: skip
+    config = config.replace(output=str(tmp_path / "run"))
+    checkpoint = train(config).last_checkpoint
+    folder = tmp_path / "images" / "7"  # a class-named folder: the true class is known
+    folder.mkdir(parents=True)
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8)).save(folder / "a.png")
+    out, npz = tmp_path / "grid.png", tmp_path / "maps.npz"
+    argv = ["show", "--checkpoint", checkpoint, "--images", str(tmp_path / "images"), "--method", "attention,offsets",
+            "--output", str(out), "--npz", str(npz)]  # fmt: skip
+    assert main(argv) == 0 and "written:" in capsys.readouterr().out
+    with Image.open(out) as image:
+        assert image.size == (2 * CELL[0], CELL[1])
+    with np.load(npz) as maps:
+        spatial = [k for k in maps.files if k.endswith("__spatial")]
+        assert spatial and maps[spatial[0]].shape[0] == 1
+
+
+def test_show_errors_are_one_line(capsys) -> None:
+    assert main(["show", "--model", "resnet18", "--images", "builtin:cluttered", "--method", "saliency",
+                 "--output", "x.png"]) != 0  # fmt: skip
+    assert "unknown method(s) saliency" in capsys.readouterr().err
+    assert main(["show", "--model", "resnet18", "--images", "builtin:mnist", "--output", "x.png"]) != 0
+    assert "unknown built-in dataset 'builtin:mnist'" in capsys.readouterr().err
