@@ -47,6 +47,15 @@ def test_show_a_trained_checkpoint_with_two_methods_and_raw_maps(tmp_path: Path,
         assert spatial and maps[spatial[0]].shape[0] == 1
 
 
+def test_one_column_per_layer(tmp_path: Path) -> None:
+    out = tmp_path / "stages.png"
+    argv = ["show", "--model", "resnet18_das", "--images", "builtin:cluttered", "--img-size", "64", "--max-images", "1",
+            "--layer", "layer1.1.attn_stage,layer2.1.attn_stage,layer3.1.attn_stage", "--output", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    with Image.open(out) as image:
+        assert image.size == (3 * CELL[0], CELL[1])
+
+
 def test_show_errors_are_one_line(capsys) -> None:
     assert main(["show", "--model", "resnet18", "--images", "builtin:cluttered", "--method", "saliency",
                  "--output", "x.png"]) != 0  # fmt: skip

@@ -86,3 +86,23 @@ def test_cli_compare_detection_reports_ap_and_ap50(tmp_path: Path, capsys) -> No
         assert float(row["latency_ms"]) > 0 and int(row["macs"]) > 0
     assert int(table[1]["params"]) > int(table[0]["params"])  # the SE detector's backbone carries the gates
     assert "| se " in (out / "results.md").read_text()
+
+
+def test_compare_localization_scores_attention_and_gradcam_against_digit_boxes(tmp_path: Path) -> None:
+    pytest.importorskip("pytorch_grad_cam", reason="the viz extra is not installed")
+    base = BASE.replace(data="builtin:cluttered", img_size=64, train_subset=64)
+    rows = compare(base, ["none", "cbam"], seeds=1, output=tmp_path, latency_repeats=2, localization=True)
+    none, cbam = rows
+    assert none.pointing_attention is None and none.energy_attention is None  # no attention map to score
+    for value in (none.pointing_gradcam, none.energy_gradcam, cbam.pointing_attention, cbam.energy_attention,
+                  cbam.pointing_gradcam, cbam.energy_gradcam):  # fmt: skip
+        assert value is not None and 0 <= value <= 1
+    markdown = (tmp_path / "results.md").read_text()
+    assert "pointing % attn / Grad-CAM" in markdown and f"| — / {100 * none.pointing_gradcam:.1f} " in markdown
+    with open(tmp_path / "results.csv") as f:
+        assert "energy_gradcam" in next(csv.reader(f))
+
+
+def test_localization_needs_boxes(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="localisation needs images with known classes and boxes"):
+        compare(BASE.replace(train_subset=32), ["none"], seeds=1, output=tmp_path, latency_repeats=1, localization=True)

@@ -30,6 +30,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--seeds", type=int, default=2, help="seeds 0..K-1 for every variant")
     parser.add_argument("--budget", type=float, help="total training minutes, shared equally by all runs")
     parser.add_argument("--output", default="runs/compare", help="folder of the runs and the summary")
+    parser.add_argument(
+        "--localization",
+        action="store_true",
+        help="also score attention maps and Grad-CAM against object boxes (pointing game, energy in box); "
+        "data with boxes, e.g. builtin:cluttered",
+    )
     add_recipe_flags(parser, single_run=False)
     parser.set_defaults(func=run)
 
@@ -50,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         budget_minutes=args.budget,
         output=args.output,
+        localization=args.localization,
         report=None if args.quiet else say,
     )
     findings = "\n".join(differences(rows))

@@ -25,7 +25,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     source.add_argument("--model", action="append", help="an untrained model name, e.g. resnet18_das")
     parser.add_argument("--images", required=True, help="image file or folder, or builtin:cluttered|builtin:digits")
     parser.add_argument("--method", type=str_list, default=["attention"], help=f"comma-separated: {', '.join(METHODS)}")
-    parser.add_argument("--layer", help="module name (attention: an attention module; CAMs: the target layer)")
+    parser.add_argument(
+        "--layer",
+        type=str_list,
+        default=[None],
+        help="module name(s), comma-separated, a column each (attention: attention modules; CAMs: target layers)",
+    )
     parser.add_argument("--class", dest="target", type=int, help="explain this class index (default: predicted)")
     parser.add_argument("--img-size", type=int, help="input side (default: the checkpoint's; 224 for --model)")
     parser.add_argument("--max-images", type=int, default=4, help="rows of the grid")
@@ -50,9 +55,10 @@ def run(args: argparse.Namespace) -> int:
     for subject in subjects:
         samples = load_samples(args.images, subject.img_size, subject.classes, args.max_images)
         for method in args.method:
-            cells, maps = attention_cells(subject, samples, method, args.layer, args.target)
-            columns.append(cells)
-            raw.update(maps)
+            for layer in args.layer:
+                cells, maps = attention_cells(subject, samples, method, layer, args.target)
+                columns.append(cells)
+                raw.update(maps)
         if found := eam_radii(subject.model):
             radii[subject.label] = found
     written = [str(render(samples, columns, args.output))]

@@ -27,6 +27,7 @@ from ..analysis.complexity import count_macs, count_params
 from ..analysis.plots import plot_metric_vs_macs
 from ..models import parse_model_name
 from ..utils import atomic_write_text, format_table
+from ..visualize.localization import LOCALIZATION_KEYS
 from .config import DEFAULT_ATTENTIONS, TrainConfig
 from .training import TrainResult, build_model, train
 
@@ -75,6 +76,14 @@ class CompareRow:
     latency_ms: float
     train_minutes: float
     task: str = "classify"
+    pointing_attention: float | None = None
+    energy_attention: float | None = None
+    pointing_gradcam: float | None = None
+    energy_gradcam: float | None = None
+
+    @property
+    def localized(self) -> bool:
+        return any(getattr(self, k) is not None for k in LOCALIZATION_KEYS)
 
     @property
     def metrics(self) -> TaskMetrics:
@@ -90,21 +99,30 @@ class CompareRow:
             f"{self.macs / 1e6:.1f}",
             f"{self.latency_ms:.2f}",
             f"{self.train_minutes:.1f}",
-        )
+        ) + (self._localization_cells() if self.localized else ())
+
+    def _localization_cells(self) -> tuple[str, ...]:
+        def pair(kind: str) -> str:
+            values = (getattr(self, f"{kind}_attention"), getattr(self, f"{kind}_gradcam"))
+            return " / ".join("—" if v is None else f"{100 * v:.1f}" for v in values)
+
+        return pair("pointing"), pair("energy")
 
     def record(self) -> dict[str, object]:
         """The CSV row, its metric columns named by the task (``top1_mean, top1_std, top5_mean`` or
         ``AP_mean, AP_std, AP50_mean``)."""
         m, values = self.metrics, asdict(self)
         renamed = {"mean": f"{m.main}_mean", "std": f"{m.main}_std", "second_mean": f"{m.second}_mean"}
-        return {renamed.get(k, k): v for k, v in values.items() if k != "task"}
+        kept = [k for k in values if k != "task" and (self.localized or k not in LOCALIZATION_KEYS)]
+        return {renamed.get(k, k): values[k] for k in kept}
 
 
-def headers(task: str = "classify") -> tuple[str, ...]:
-    """The table's column labels for ``task``."""
+def headers(task: str = "classify", localized: bool = False) -> tuple[str, ...]:
+    """The table's column labels for ``task`` (and the localisation columns)."""
     m = TASK_METRICS[task]
-    return ("variant", "model", f"{m.main_label} % (mean ± std)", f"{m.second_label} %", "params (M)", "MMACs",
-            "latency (ms)", "train (min)")  # fmt: skip
+    columns = ("variant", "model", f"{m.main_label} % (mean ± std)", f"{m.second_label} %", "params (M)", "MMACs",
+               "latency (ms)", "train (min)")  # fmt: skip
+    return columns + (("pointing % attn / Grad-CAM", "energy in box % attn / Grad-CAM") if localized else ())
 
 
 HEADERS = headers()
@@ -175,6 +193,19 @@ def _summarise(variant: str, config: TrainConfig, runs: list[TrainResult]) -> Co
     )
 
 
+def _localize(row: CompareRow, runs: list[TrainResult], data: str, say: Report) -> None:
+    """Fill the row's localisation columns: the mean over its runs (None where a map kind is absent)."""
+    from ..visualize.localization import checkpoint_localization
+
+    if row.task != "classify":
+        raise ValueError("localization scores classifiers; drop --localization for detection.")
+    say(f"{row.variant}: localisation of the attention map and Grad-CAM on {data}'s boxes")
+    found = [checkpoint_localization(r.last_checkpoint, data) for r in runs]
+    for key in LOCALIZATION_KEYS:
+        values = [f[key] for f in found]
+        setattr(row, key, None if None in values else statistics.fmean(values))
+
+
 def model_classes(result: TrainResult) -> int:
     """The output count of a run's model: its classes, plus the background for a detector."""
     return result.num_classes + (result.task == "detect")
@@ -189,6 +220,7 @@ def compare(
     budget_minutes: float | None = None,
     output: str | Path = "runs/compare",
     latency_repeats: int = 20,
+    localization: bool = False,
     report: Report | None = None,
 ) -> list[CompareRow]:
     """Train every variant for every seed ``0..seeds-1`` with ``base``'s recipe; write and return the table.
@@ -197,6 +229,9 @@ def compare(
     ``base.epochs`` or their share, whichever comes first (the table reports the epochs completed).
     ``report`` (e.g. ``print``) receives the story: the plan, each run's start (or reuse) and result with an
     estimate of the time left; each run's progress is labelled ``[i/N] <variant> · seed <s>``.
+    ``localization``: also score where each run's attention map and Grad-CAM point, against the objects' boxes
+    of the validation images (data with boxes only, e.g. ``builtin:cluttered``; see
+    :func:`~cnnattn.visualize.localization.checkpoint_localization`), averaged over seeds.
     """
     if seeds < 1:
         raise ValueError(f"seeds must be at least 1; got {seeds}.")
@@ -236,6 +271,9 @@ def compare(
     )
     for row, timing in zip(rows, latencies, strict=True):
         row.latency_ms = timing.median_ms
+    if localization:
+        for row, runs in zip(rows, results.values(), strict=True):
+            _localize(row, runs, base.data, say)
     _write(rows, output, base, seeds, img_size, budget_minutes)
     return rows
 
@@ -293,7 +331,7 @@ def _saved_config(run: Path) -> dict:
 
 def table(rows: Sequence[CompareRow]) -> str:
     """The comparison as a Markdown table."""
-    return format_table(headers(rows[0].task), [r.cells() for r in rows])
+    return format_table(headers(rows[0].task, rows[0].localized), [r.cells() for r in rows])
 
 
 def _write(
