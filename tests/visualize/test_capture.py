@@ -112,3 +112,18 @@ def test_capture_in_a_detector() -> None:
     with cnnattn.capture(detector) as maps:
         detector([torch.rand(3, 64, 64)])
     assert set(maps) == {n for p in detector.cnnattn_placements for n in p.modules} and maps
+
+
+def test_training_logs_attention_maps_to_tensorboard_every_n_epochs(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config = TrainConfig(data="builtin:cluttered", model="resnet18_cbam", img_size=64, epochs=2, batch_size=16,
+                         workers=0, train_subset=32, progress=False, log_maps=2, output=str(tmp_path))  # fmt: skip
+    train(config)
+    events = EventAccumulator(str(next((tmp_path / "tensorboard").rglob("events.out.tfevents.*")).parent))
+    events.Reload()
+    assert "attention_maps" in events.Tags()["images"]
+    images = events.Images("attention_maps")
+    assert len(images) == 1 and images[0].width > 300  # after epoch 2 only (every 2 epochs)
+    with pytest.raises(ValueError, match="log_maps must be a number of epochs >= 1"):
+        TrainConfig(log_maps=0)

@@ -111,6 +111,9 @@ class TrainConfig:
     progress: bool = _setting(True, "progress: a bar on a terminal, one line per epoch when stdout is a file or pipe")
     log_every: int = _setting(10, "log metrics every N steps")
     tensorboard: bool = _setting(True, "also write a TensorBoard log")
+    log_maps: int | None = _setting(
+        None, "every N epochs, draw the attention maps of 4 validation images into TensorBoard (classification)"
+    )
 
     def __post_init__(self) -> None:
         self.validate()
@@ -130,6 +133,8 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in (0, 1), e.g. 0.9998; got {self.ema_decay}.")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1); got {self.label_smoothing}.")
+        if self.log_maps is not None and self.log_maps < 1:
+            raise ValueError(f"log_maps must be a number of epochs >= 1 (or unset); got {self.log_maps}.")
         _choice("task", self.task, TASKS)
         _choice("detector", self.detector, DETECTOR_ARCHS)
         if self.sync_bn and self.freeze_bn:

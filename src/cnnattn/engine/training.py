@@ -185,6 +185,10 @@ def train(
         module: RecipeModule = DetectorModule(model, config, data.classes, data.split("val"))
     else:
         module = ClassifierModule(model, config, data.classes)
+    if config.log_maps and config.tensorboard and config.task == "classify":
+        from .map_logger import AttentionMapLogger
+
+        callbacks = [*callbacks, AttentionMapLogger(config.log_maps)]
     trainer = _trainer(config, output, callbacks, label or config.model)
     if trainer.is_global_zero:
         output.mkdir(parents=True, exist_ok=True)

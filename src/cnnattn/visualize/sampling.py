@@ -103,8 +103,8 @@ def trace(layers: Sequence[DeformLayer], start: tuple[float, float], group: int 
     queries, levels = torch.tensor([start], dtype=torch.float64), []
     for layer in layers:
         grid = sampling_points(layer.offsets, layer.kernel_size, layer.stride, layer.padding, layer.dilation)
-        grid = grid[0, group].double()  # (k², H, W, 2)
-        masks = layer.mask[0].view(-1, grid.shape[0], *grid.shape[1:3])[group] if layer.mask is not None else None
+        grid = grid[0, group].double().cpu()  # (k², H, W, 2)
+        masks = layer.mask[0].cpu().view(-1, *grid.shape[:3])[group] if layer.mask is not None else None
         points, weights = [], []
         for query in queries:
             i, j = _nearest_output(query, layer, grid.shape[1:3])

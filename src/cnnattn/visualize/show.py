@@ -24,7 +24,8 @@ from .capture import Maps, attention_named_modules, capture
 from .localization import spatial_map
 from .sampling import deform_layers, to_image, trace
 
-__all__ = ["METHODS", "Cell", "Sample", "Subject", "load_samples", "load_subject", "render", "spatial_attention"]
+__all__ = ["METHODS", "Cell", "Sample", "Subject", "attention_cells", "display_pixels", "grid_figure", "load_samples",
+           "load_subject", "render", "spatial_attention"]  # fmt: skip
 
 METHODS = ("attention", "offsets", "gradcam", "gradcampp", "eigencam")
 MIN_DEFAULT_SIDE = 4  # the default attention layer: the deepest whose map is at least this many pixels a side
@@ -80,7 +81,8 @@ def load_subject(checkpoint: str | Path | None = None, model: str | None = None,
     return Subject(model, network, [str(i) for i in range(num_classes)], img_size or 224)
 
 
-def _display(tensor: torch.Tensor) -> np.ndarray:
+def display_pixels(tensor: torch.Tensor) -> np.ndarray:
+    """A normalised (3, H, W) model input back to the (H, W, 3) uint8 picture it came from."""
     mean, std = torch.tensor(IMAGENET_DEFAULT_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_DEFAULT_STD).view(3, 1, 1)
     return (tensor * std + mean).clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
 
@@ -89,10 +91,10 @@ def _sample(image: Image.Image, size: int, name: str, label: int | None, box: Se
     transform = build_transform(size, train=False)
     if box is None:
         tensor = transform(image)
-        return Sample(tensor, _display(tensor), name, label)
+        return Sample(tensor, display_pixels(tensor), name, label)
     boxes = tv_tensors.BoundingBoxes([list(box)], format="XYXY", canvas_size=(image.height, image.width))
     tensor, moved = transform(image, boxes)
-    return Sample(tensor, _display(tensor), name, label, moved[0].tolist())
+    return Sample(tensor, display_pixels(tensor), name, label, moved[0].tolist())
 
 
 def load_samples(images: str, img_size: int, classes: Sequence[str], max_images: int = 8) -> list[Sample]:
@@ -194,8 +196,10 @@ def attention_cells(subject: Subject, samples: Sequence[Sample], method: str, la
             Cell(_caption(subject, p, s, name), note=f"{name} has no spatial map")
             for p, s in zip(probs, samples, strict=True)
         ], {}
-    cells = [Cell(_caption(subject, p, s, name), heat=h.numpy()) for p, s, h in zip(probs, samples, heat, strict=True)]
-    return cells, {f"{subject.label}/attention/{name}/{k}": v.numpy() for k, v in maps[name].items()}
+    cells = [
+        Cell(_caption(subject, p, s, name), heat=h.cpu().numpy()) for p, s, h in zip(probs, samples, heat, strict=True)
+    ]
+    return cells, {f"{subject.label}/attention/{name}/{k}": v.cpu().numpy() for k, v in maps[name].items()}
 
 
 def _offset_cells(subject: Subject, samples: Sequence[Sample], maps: Maps,
@@ -220,8 +224,8 @@ def _offset_cells(subject: Subject, samples: Sequence[Sample], maps: Maps,
     return cells, raw
 
 
-def render(samples: Sequence[Sample], columns: Sequence[list[Cell]], path: str | Path) -> Path:
-    """Draw the grid (rows: samples; columns: cell lists) to a PNG at ``path``."""
+def grid_figure(samples: Sequence[Sample], columns: Sequence[list[Cell]]) -> object:
+    """The grid (rows: samples; columns: cell lists) as a matplotlib figure, 3.2 × 3.4 inches per cell."""
     from ..analysis.plots import plt
 
     rows, cols = len(samples), len(columns)
@@ -230,6 +234,14 @@ def render(samples: Sequence[Sample], columns: Sequence[list[Cell]], path: str |
         for c, column in enumerate(columns):
             _draw(axes[r][c], sample, column[r])
     fig.tight_layout()
+    return fig
+
+
+def render(samples: Sequence[Sample], columns: Sequence[list[Cell]], path: str | Path) -> Path:
+    """Draw the grid (rows: samples; columns: cell lists) to a PNG at ``path``."""
+    from ..analysis.plots import plt
+
+    fig = grid_figure(samples, columns)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
