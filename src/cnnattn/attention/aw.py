@@ -29,6 +29,13 @@ MAX_KERNEL_BYTES = 8 * 2**20
 BMM_MAX_PIXELS = 64  # measured on CPU (docs/benchmarks.md): unfold + bmm wins at 7×7, the grouped conv from 14×14
 
 
+def _exporting() -> bool:
+    """Inside ``torch.export`` (ONNX's exporter too) or ``torch.jit.trace``: take one shape-independent path (a
+    batched matmul on sliced patches, no chunking), so that batch and size stay symbolic and every op has an ONNX
+    form (ONNX's Conv needs a constant ``group``, which the batch-grouped convolution is not)."""
+    return torch.compiler.is_exporting() or torch.jit.is_tracing()
+
+
 @register_attention(
     "aw",
     kind="conv",
@@ -160,11 +167,31 @@ class AWConv2d(NotScriptable, nn.Conv2d):
             return torch.addcmul(weight, weight, attn).flatten(1, 2)
         return torch.addcmul(self.weight, self.weight, attn)  # one pass, also un-permutes the tap-major view
 
+    def _patches(self, x: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
+        """``F.unfold`` by padding and k² strided slices: (B, C_in·k², H'·W'), same order; every op has an ONNX form
+        and sizes may stay symbolic."""
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
+        padded = F.pad(x, (self.padding[1], self.padding[1], self.padding[0], self.padding[0]))
+        rows, cols = sh * (out_size[0] - 1) + 1, sw * (out_size[1] - 1) + 1
+        taps = [
+            padded[:, :, a * dh : a * dh + rows : sh, b * dw : b * dw + cols : sw] for a in range(kh) for b in range(kw)
+        ]
+        return torch.stack(taps, dim=2).flatten(1, 2).flatten(2)
+
+    def _forward_exportable(self, x: torch.Tensor, weight: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
+        """The per-sample convolution as one batched matmul of each group's kernels with its patches."""
+        batch, groups = x.shape[0], self.groups
+        patches = self._patches(x, out_size).unflatten(1, (groups, -1))  # (B, g, C_in/g·k², L)
+        kernels = weight.reshape(batch, groups, self.out_channels // groups, -1)  # (B, g, C_out/g, C_in/g·k²)
+        return (kernels @ patches).reshape(batch, self.out_channels, *out_size)
+
     def _forward_chunk(self, x: torch.Tensor) -> torch.Tensor:
         batch = x.shape[0]
         out_size = conv_output_size(x.shape[2:], self.kernel_size, self.stride, self.padding, self.dilation)
         weight = self.modulated_weight(x)
-        if batch > 1 and self.groups == 1 and out_size[0] * out_size[1] <= BMM_MAX_PIXELS:
+        if _exporting():
+            return self._forward_exportable(x, weight, out_size)
+        if not _exporting() and batch > 1 and self.groups == 1 and out_size[0] * out_size[1] <= BMM_MAX_PIXELS:
             # Small maps: unfolded patches and one batched matmul beat the batch-grouped conv on CPU.
             patches = F.unfold(x, self.kernel_size, self.dilation, self.padding, self.stride)
             return torch.bmm(weight.view(batch, self.out_channels, -1), patches).view(batch, -1, *out_size)
@@ -179,8 +206,9 @@ class AWConv2d(NotScriptable, nn.Conv2d):
         ).view(batch, -1, *out_size)
 
     def chunk_size(self, x: torch.Tensor) -> int:
-        """Samples per call: all of them, or on CPU as many as fit ``max_kernel_bytes`` of modulated kernels."""
-        if self.max_kernel_bytes is None or x.device.type != "cpu":
+        """Samples per call: all of them, or on CPU as many as fit ``max_kernel_bytes`` of modulated kernels (all
+        of them when exported or traced, so that the batch may stay symbolic)."""
+        if self.max_kernel_bytes is None or x.device.type != "cpu" or _exporting():
             return x.shape[0]
         kernel_bytes = self.weight.numel() * x.element_size()
         return max(1, min(x.shape[0], self.max_kernel_bytes // kernel_bytes))
@@ -189,8 +217,10 @@ class AWConv2d(NotScriptable, nn.Conv2d):
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"AWConv2d expects input of shape (B, {self.in_channels}, H, W); got {tuple(x.shape)}.")
         chunk = self.chunk_size(x)
-        outs = [self._forward_chunk(part) for part in x.split(chunk)]
-        out = outs[0] if len(outs) == 1 else torch.cat(outs)
+        if chunk == x.shape[0]:
+            out = self._forward_chunk(x)
+        else:
+            out = torch.cat([self._forward_chunk(part) for part in x.split(chunk)])
         return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
 
     def extra_repr(self) -> str:

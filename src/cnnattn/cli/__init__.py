@@ -28,6 +28,7 @@ COMMANDS = {
     "predict": "predict",
     "compare": "compare",
     "show": "show",
+    "export": "export",
 }
 
 

@@ -43,7 +43,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    from ..engine.compare import compare, differences, table
+    from ..engine.compare import compare, differences, localization_notes, table
 
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     base = recipe(args)
@@ -59,6 +59,6 @@ def run(args: argparse.Namespace) -> int:
         localization=args.localization,
         report=None if args.quiet else say,
     )
-    findings = "\n".join(differences(rows))
+    findings = "\n".join(differences(rows) + localization_notes(rows))
     print(f"\n{table(rows)}\n\n{findings}\n\nwritten: {args.output}/results.csv, results.md, accuracy_vs_macs.png")
     return 0

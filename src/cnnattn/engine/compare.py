@@ -80,6 +80,7 @@ class CompareRow:
     energy_attention: float | None = None
     pointing_gradcam: float | None = None
     energy_gradcam: float | None = None
+    chance: float | None = None
 
     @property
     def localized(self) -> bool:
@@ -319,6 +320,18 @@ def differences(rows: Sequence[CompareRow]) -> list[str]:
     ]
 
 
+def localization_notes(rows: Sequence[CompareRow]) -> list[str]:
+    """What the localisation columns are measured against: a map without information scores the chance level."""
+    chance = next((r.chance for r in rows if r.chance is not None), None)
+    if chance is None:
+        return []
+    return [
+        f"Localisation: a map without information points into the box, and puts its energy there, about "
+        f"{100 * chance:.1f} % of the time (the boxes' mean share of the image); — marks a variant without a "
+        "spatial map that depends on the image."
+    ]
+
+
 def _silent(_: str) -> None:
     """The default report: say nothing."""
 
@@ -343,7 +356,7 @@ def _write(
     writer.writerows(r.record() for r in rows)
     atomic_write_text(output / "results.csv", buffer.getvalue())
     recipe = describe_recipe(base, seeds, img_size, budget)
-    findings = "\n".join(f"- {line}" for line in differences(rows))
+    findings = "\n".join(f"- {line}" for line in differences(rows) + localization_notes(rows))
     atomic_write_text(output / "results.md", f"Recipe: {recipe}.\n\n{table(rows)}\n\n{findings}\n")
     plot_metric_vs_macs(
         [r.variant for r in rows],

@@ -152,20 +152,21 @@ def _deform_conv2d_sampled(
     offset_groups: int,
     max_chunk_bytes: int,
 ) -> torch.Tensor:
+    geometry = (stride, padding, dilation, groups, offset_groups)
+    if torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.jit.is_tracing():
+        # One call: training keeps one graph, and tracing/export must not loop over a (symbolic) batch size.
+        out = _sampled_chunk(input, offset, weight, mask, *geometry)
+        return out if bias is None else out + bias.view(1, -1, 1, 1)
     batch = input.shape[0]
     per_sample = input.shape[1] * weight.shape[2] * weight.shape[3] * offset[0, 0].numel() * input.element_size()
-    chunk = batch if torch.is_grad_enabled() else max(1, min(batch, max_chunk_bytes // max(per_sample, 1)))
+    chunk = max(1, min(batch, max_chunk_bytes // max(per_sample, 1)))
     outs = [
         _sampled_chunk(
             input[i : i + chunk],
             offset[i : i + chunk],
             weight,
             None if mask is None else mask[i : i + chunk],
-            stride,
-            padding,
-            dilation,
-            groups,
-            offset_groups,
+            *geometry,
         )
         for i in range(0, batch, chunk)
     ]

@@ -69,14 +69,15 @@ def localization_scores(maps: torch.Tensor, boxes: torch.Tensor | Sequence[Seque
     return LocalizationScore(float(hits.mean()), float(energy.mean()), float(chance.mean()), maps.shape[0])
 
 
-LOCALIZATION_KEYS = ("pointing_attention", "energy_attention", "pointing_gradcam", "energy_gradcam")
+LOCALIZATION_KEYS = ("pointing_attention", "energy_attention", "pointing_gradcam", "energy_gradcam", "chance")
 
 
 def checkpoint_localization(checkpoint: str, images: str, max_images: int = 256, batch_size: int = 64
                             ) -> dict[str, float | None]:  # fmt: skip
     """Localisation of a trained classifier on images with known boxes (e.g. ``builtin:cluttered``'s test split):
     pointing game and energy in the box (fractions) of its attention map (the default layer of ``cnnattn show``;
-    None without spatial attention) and of Grad-CAM for the true class (None without the viz extra)."""
+    None without a spatial map that depends on the image: EAM's Gaussian is the same for every image) and of
+    Grad-CAM for the true class (None without the viz extra); ``chance``, the mean box share of the image."""
     from .show import _default_layer, load_samples, load_subject, spatial_attention
 
     subject = load_subject(checkpoint=checkpoint)
@@ -90,10 +91,12 @@ def checkpoint_localization(checkpoint: str, images: str, max_images: int = 256,
         with torch.no_grad(), capture(subject.model) as maps:
             subject.model(batch)
         layer = _default_layer(maps, len(chunk))
-        attention.append(spatial_attention(maps[layer], len(chunk)) if layer else None)
+        fixed = layer is not None and "radius" in maps[layer]  # EAM: a map independent of the image
+        attention.append(spatial_attention(maps[layer], len(chunk)) if layer and not fixed else None)
         cams.append(_gradcam(subject.model, batch, [s.label for s in chunk]))
     boxes, size = [s.box for s in samples], tuple(samples[0].tensor.shape[-2:])
     scores: dict[str, float | None] = dict.fromkeys(LOCALIZATION_KEYS)
+    scores["chance"] = float(box_masks(torch.as_tensor(boxes), size).float().mean())
     for name, parts in (("attention", attention), ("gradcam", cams)):
         if all(p is not None for p in parts):
             found = localization_scores(torch.cat(parts), boxes, size)

@@ -74,11 +74,18 @@ def load_subject(checkpoint: str | Path | None = None, model: str | None = None,
         network, config, classes = load_trained_model(checkpoint)
         if config.task == "detect":
             raise ValueError(f"{checkpoint}: a detector; show explains classifiers (use `cnnattn predict`).")
-        return Subject(Path(checkpoint).stem, network.eval(), classes, img_size or config.img_size or 224)
+        return Subject(_checkpoint_label(Path(checkpoint)), network.eval(), classes, img_size or config.img_size or 224)
     from ..models import create_model
 
     network = create_model(model, num_classes=num_classes).eval()
     return Subject(model, network, [str(i) for i in range(num_classes)], img_size or 224)
+
+
+def _checkpoint_label(path: Path) -> str:
+    """``runs/das-s0/checkpoints/last.ckpt`` → ``das-s0/last``; any other file → its stem."""
+    if path.parent.name == "checkpoints":
+        return f"{path.parent.parent.name}/{path.stem}"
+    return path.stem
 
 
 def display_pixels(tensor: torch.Tensor) -> np.ndarray:

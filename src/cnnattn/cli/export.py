@@ -1,0 +1,68 @@
+"""``cnnattn export``: a checkpoint or model name to ONNX, .pt2 or TorchScript, verified against eager PyTorch."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..deploy.export import FORMATS
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "export",
+        help="export to ONNX, torch.export (.pt2) or TorchScript and verify against eager PyTorch",
+        description=(
+            "Write the model in FORMAT, load it back in its runtime (onnxruntime, torch.export.load, torch.jit.load), "
+            "run it on random input (and on a second batch and size when dynamic) and print the largest absolute "
+            "difference to eager PyTorch; more than --tolerance is an error. Detectors: torchscript only."
+        ),
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="a training checkpoint (its EMA weights when the run used EMA)")
+    source.add_argument("--model", help="a model name (untrained), e.g. resnet18_das")
+    parser.add_argument("--format", choices=FORMATS, default="onnx")
+    parser.add_argument("--img-size", type=int, help="example input side (default: the checkpoint's, else 224)")
+    parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument("--num-classes", type=int, default=1000, help="with --model")
+    parser.add_argument("--dynamic-batch", action="store_true", help="leave the batch size free")
+    parser.add_argument("--dynamic-size", action="store_true", help="leave height and width free")
+    parser.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's)")
+    parser.add_argument("--strict", action="store_true", help="torch.export in strict mode")
+    parser.add_argument("--tolerance", type=float, default=1e-4)
+    parser.add_argument("--output", required=True, help="file to write")
+    parser.add_argument("--json", action="store_true")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..deploy.export import export
+    from ..models import create_model
+
+    img_size = args.img_size
+    if args.checkpoint:
+        from ..engine.evaluate import load_trained_model
+
+        model, config, _ = load_trained_model(args.checkpoint)
+        img_size = img_size or config.img_size
+    else:
+        model = create_model(args.model, num_classes=args.num_classes)
+    result = export(
+        model,
+        args.output,
+        args.format,
+        img_size=img_size or 224,
+        batch_size=args.batch_size,
+        dynamic_batch=args.dynamic_batch,
+        dynamic_size=args.dynamic_size,
+        opset=args.opset,
+        strict=args.strict,
+        tolerance=args.tolerance,
+    )
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return 0
+    shapes = ", ".join("×".join(map(str, s)) for s in result.checked_shapes)
+    print(f"wrote {result.path} ({result.format}); checked in {result.runtime} on {shapes}: "
+          f"max |difference| to eager PyTorch {result.max_abs_diff:.2e}")  # fmt: skip
+    return 0
