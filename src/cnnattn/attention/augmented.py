@@ -37,6 +37,21 @@ def query_positions(size: int, stride: int, device: torch.device, dtype: torch.d
     return torch.arange(0, size, stride, device=device, dtype=dtype)
 
 
+def augmented_forward(module: AugmentedConv2d, x: torch.Tensor) -> torch.Tensor:
+    """conv(x) ∥ proj(attend(x, value(x))), after checking the input. A leaf of ``torch.fx`` tracing: the branch's
+    shape arithmetic runs when the traced graph runs, so FX and ``create_feature_extractor`` trace the model."""
+    if x.ndim != 4 or x.shape[1] != module.in_channels:
+        raise ValueError(
+            f"{type(module).__name__} expects input of shape (B, {module.in_channels}, H, W); got {tuple(x.shape)}."
+        )
+    conv_out = module.conv(x)
+    attn_out = module.proj(module.attend(x, module.value(x)))
+    return torch.cat([conv_out, attn_out], dim=1)
+
+
+torch.fx.wrap("augmented_forward")
+
+
 class AugmentedConv2d(NotScriptable, nn.Module, abc.ABC):
     """conv(x) (C_out − d_v channels) ∥ proj(attend(value(x))) (d_v channels), (B, C_in, H, W) -> (B, C_out, H', W').
 
@@ -75,10 +90,4 @@ class AugmentedConv2d(NotScriptable, nn.Module, abc.ABC):
         """The attention branch before its output projection: (B, d_v, H', W')."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"{type(self).__name__} expects input of shape (B, {self.in_channels}, H, W); got {tuple(x.shape)}."
-            )
-        conv_out = self.conv(x)
-        attn_out = self.proj(self.attend(x, self.value(x)))
-        return torch.cat([conv_out, attn_out], dim=1)
+        return augmented_forward(self, x)

@@ -214,14 +214,23 @@ class AWConv2d(NotScriptable, nn.Conv2d):
         return max(1, min(x.shape[0], self.max_kernel_bytes // kernel_bytes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"AWConv2d expects input of shape (B, {self.in_channels}, H, W); got {tuple(x.shape)}.")
-        chunk = self.chunk_size(x)
-        if chunk == x.shape[0]:
-            out = self._forward_chunk(x)
-        else:
-            out = torch.cat([self._forward_chunk(part) for part in x.split(chunk)])
-        return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
+        return aw_forward(self, x)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, attention_shape={self.attention_shape!r}, rank={self.rank}, gate={self.gate!r}"
+
+
+def aw_forward(module: AWConv2d, x: torch.Tensor) -> torch.Tensor:
+    """AW-convolution of a batch, in memory-bounded chunks on CPU. A leaf of ``torch.fx`` tracing: the
+    shape-dependent paths run when the traced graph runs, so FX and ``create_feature_extractor`` trace the model."""
+    if x.ndim != 4 or x.shape[1] != module.in_channels:
+        raise ValueError(f"AWConv2d expects input of shape (B, {module.in_channels}, H, W); got {tuple(x.shape)}.")
+    chunk = module.chunk_size(x)
+    if chunk == x.shape[0]:
+        out = module._forward_chunk(x)
+    else:
+        out = torch.cat([module._forward_chunk(part) for part in x.split(chunk)])
+    return out if module.bias is None else out + module.bias.view(1, -1, 1, 1)
+
+
+torch.fx.wrap("aw_forward")

@@ -10,6 +10,18 @@ from .common import to_factory
 from .registry import register_attention
 
 
+def check_bam_batch(x: torch.Tensor) -> None:
+    """BAM in training with its channel BatchNorm needs more than one sample. A leaf of ``torch.fx`` tracing."""
+    if x.shape[0] == 1:
+        raise ValueError(
+            "BAM's channel branch ends in BatchNorm over the batch (as in the paper) and cannot train on a "
+            "batch of 1: use batch size >= 2, call .eval(), or pass channel_norm_layer=None."
+        )
+
+
+torch.fx.wrap("check_bam_batch")
+
+
 @register_attention("bam", stages=(1, 2, 3), position="stage")
 class BAM(nn.Module):
     """Bottleneck attention: X ⊙ (1 + σ(M_c + M_s)) at stage boundaries (Park et al. 2018).
@@ -71,11 +83,8 @@ class BAM(nn.Module):
 
     def attention_map(self, x: torch.Tensor) -> torch.Tensor:
         """σ(M_c + M_s), (B, C, H, W) in (0, 1)."""
-        if self.training and x.shape[0] == 1 and self._channel_batch_norm:
-            raise ValueError(
-                "BAM's channel branch ends in BatchNorm over the batch (as in the paper) and cannot train on a "
-                "batch of 1: use batch size >= 2, call .eval(), or pass channel_norm_layer=None."
-            )
+        if self.training and self._channel_batch_norm and not torch.jit.is_scripting():
+            check_bam_batch(x)
         return torch.sigmoid(self.channel_gate(x) + self.spatial_gate(x))
 
     @torch.jit.unused

@@ -28,6 +28,21 @@ __all__ = ["DASGate"]
 _InstanceNorm = partial(nn.InstanceNorm2d, affine=True)
 
 
+def check_gate_input(x: torch.Tensor, channels: int, instance_norm: bool) -> None:
+    """DASGate's input check: (B, channels, H, W), and more than 1×1 under an instance norm. A leaf of
+    ``torch.fx`` tracing (it runs when the traced graph runs, not while tracing)."""
+    if x.ndim != 4 or x.shape[1] != channels:
+        raise ValueError(f"DASGate expects input of shape (B, {channels}, H, W); got {tuple(x.shape)}.")
+    if x.shape[-2:] == (1, 1) and instance_norm:
+        raise ValueError(
+            "DASGate's instance norm cannot normalise a 1×1 feature map (got input "
+            f"{tuple(x.shape)}): use larger images, other stages, or another norm_layer."
+        )
+
+
+torch.fx.wrap("check_gate_input")
+
+
 @register_attention(
     "das",
     description="DAS deformable attention gate X ⊙ σ(LN(DC(IN(DSC(X))))) (Salajegheh et al. 2023); "
@@ -104,13 +119,7 @@ class DASGate(nn.Module):
 
     @torch.jit.unused
     def _check_input(self, x: torch.Tensor) -> None:
-        if x.ndim != 4 or x.shape[1] != self.channels:
-            raise ValueError(f"DASGate expects input of shape (B, {self.channels}, H, W); got {tuple(x.shape)}.")
-        if x.shape[-2:] == (1, 1) and isinstance(self.norm, nn.InstanceNorm2d):
-            raise ValueError(
-                "DASGate's instance norm cannot normalise a 1×1 feature map (got input "
-                f"{tuple(x.shape)}): use larger images, other stages, or another norm_layer."
-            )
+        check_gate_input(x, self.channels, isinstance(self.norm, nn.InstanceNorm2d))
 
     def _gate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Gate A (B, C, H, W), offsets (B, 2·G·k², H, W) and the DCNv2 mask (B, G·k², H, W) or None."""

@@ -85,7 +85,8 @@ def _detect(
     boxes, scores, labels = found["boxes"][keep].cpu(), found["scores"][keep].cpu(), found["labels"][keep].cpu()
     names = [classes[int(label) - 1] for label in labels]
     captions = [f"{name} {score:.2f}" for name, score in zip(names, scores.tolist(), strict=True)]
-    drawn = draw_bounding_boxes(pixels, boxes, labels=captions, colors="yellow", width=max(2, pixels.shape[-1] // 300))
+    width = max(2, pixels.shape[-1] // 300)
+    drawn = draw_bounding_boxes(pixels, boxes, labels=captions, colors="yellow", width=width) if len(boxes) else pixels
     Image.fromarray(np.ascontiguousarray(drawn.permute(1, 2, 0).numpy())).save(output / f"{path.stem}.png")
     return [
         {"image": path.name, "bbox": _xywh(box), "score": score, "category": name, "category_id": ids[int(label) - 1]}

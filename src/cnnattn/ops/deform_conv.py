@@ -228,6 +228,9 @@ def deform_conv2d(
     )
 
 
+torch.fx.wrap("deform_conv2d")  # a leaf of torch.fx tracing: its shape-dependent paths run with the graph
+
+
 class DeformConv2d(nn.Module):
     """Deformable convolution layer, a drop-in for ``torchvision.ops.DeformConv2d`` with a selectable ``impl``.
 
