@@ -19,7 +19,6 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import nn
 from torchvision import tv_tensors
 
-from ..data.transforms import build_transform
 from .capture import Maps, attention_named_modules, capture
 from .localization import spatial_map
 from .sampling import deform_layers, to_image, trace
@@ -95,6 +94,7 @@ def display_pixels(tensor: torch.Tensor) -> np.ndarray:
 
 
 def _sample(image: Image.Image, size: int, name: str, label: int | None, box: Sequence[float] | None) -> Sample:
+    from ..data.transforms import build_transform  # the data package imports Lightning: only when drawing
     transform = build_transform(size, train=False)
     if box is None:
         tensor = transform(image)
