@@ -103,6 +103,9 @@ def test_compare_localization_scores_attention_and_gradcam_against_digit_boxes(t
         assert "energy_gradcam" in next(csv.reader(f))
 
 
-def test_localization_needs_boxes(tmp_path: Path) -> None:
+def test_localization_needs_boxes_and_a_classifier_before_any_training(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="localisation needs images with known classes and boxes"):
         compare(BASE.replace(train_subset=32), ["none"], seeds=1, output=tmp_path, latency_repeats=1, localization=True)
+    with pytest.raises(ValueError, match="localization scores classifiers"):
+        compare(BASE.replace(task="detect"), ["none"], seeds=1, output=tmp_path, localization=True)
+    assert not any(tmp_path.iterdir())  # refused before training anything

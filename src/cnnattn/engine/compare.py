@@ -194,12 +194,21 @@ def _summarise(variant: str, config: TrainConfig, runs: list[TrainResult]) -> Co
     )
 
 
+def _check_localization(base: TrainConfig) -> None:
+    """Before any training: localisation needs a classifier and data whose objects have boxes."""
+    if base.task != "classify":
+        raise ValueError("localization scores classifiers; drop --localization for detection.")
+    if base.data != "builtin:cluttered":
+        raise ValueError(
+            f"{base.data}: localisation needs images with known classes and boxes, e.g. builtin:cluttered "
+            "(the only built-in data with object boxes so far)."
+        )
+
+
 def _localize(row: CompareRow, runs: list[TrainResult], data: str, say: Report) -> None:
     """Fill the row's localisation columns: the mean over its runs (None where a map kind is absent)."""
     from ..visualize.localization import checkpoint_localization
 
-    if row.task != "classify":
-        raise ValueError("localization scores classifiers; drop --localization for detection.")
     say(f"{row.variant}: localisation of the attention map and Grad-CAM on {data}'s boxes")
     found = [checkpoint_localization(r.last_checkpoint, data) for r in runs]
     for key in LOCALIZATION_KEYS:
@@ -239,6 +248,8 @@ def compare(
     if not attentions:
         raise ValueError("give at least one attention variant, e.g. none,se,cbam.")
     models = {variant: variant_model(backbone, variant) for variant in attentions}  # fail fast on a typo
+    if localization:
+        _check_localization(base)
     output, say = Path(output), report or _silent
     share = budget_minutes / (len(models) * seeds) if budget_minutes else None
     remaining = _Remaining(len(models) * seeds)

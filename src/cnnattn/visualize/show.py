@@ -95,6 +95,7 @@ def display_pixels(tensor: torch.Tensor) -> np.ndarray:
 
 def _sample(image: Image.Image, size: int, name: str, label: int | None, box: Sequence[float] | None) -> Sample:
     from ..data.transforms import build_transform  # the data package imports Lightning: only when drawing
+
     transform = build_transform(size, train=False)
     if box is None:
         tensor = transform(image)
