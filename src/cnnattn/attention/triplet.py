@@ -95,7 +95,8 @@ class TripletAttention(nn.Module):
         parts = {"cw": self._cw(x), "hc": self._hc(x)}
         if self.hw is not None:
             parts["hw"] = self.hw.gate(x)
-        return {**parts, "map": self.attention_map(x)}
+        gates = list(parts.values())  # the mean as attention_map forms it, without running the branches again
+        return {**parts, "map": sum(gates[1:], gates[0]) / len(gates)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.attention_map(x)
