@@ -15,7 +15,7 @@ import torch
 from cnnattn.cli import main
 from cnnattn.engine import NonFiniteLossError, TrainConfig, load_training_checkpoint, train
 from cnnattn.engine.checkpoint_io import atomic_torch_save
-from cnnattn.engine.evaluate import evaluate
+from cnnattn.engine.evaluate import evaluate, load_trained_model
 
 from tiny_data import ALL_LAYOUTS
 
@@ -155,6 +155,19 @@ def test_cli_train_eval_json(tmp_path: Path, capsys) -> None:
     assert main(["eval", "--checkpoint", trained["last_checkpoint"], "--workers", "0", "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(metrics) >= {"top1", "top5"} and metrics["top1"] == pytest.approx(trained["top1"], abs=1e-3)
+
+
+def test_cli_model_kwargs_build_the_cifar_stem_and_eval_rebuilds_it(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "cifar-stem"
+    args = ["--data", "builtin:digits", "--img-size", "32", "--epochs", "1", "--workers", "0", "--json"]
+    assert main(["train", "--model", "resnet18_se", "--model-kwargs", "{stem: cifar}", *args, "--output", str(out),
+                 "train_subset=64"]) == 0  # fmt: skip
+    trained = json.loads(capsys.readouterr().out)
+    model, config, _ = load_trained_model(trained["last_checkpoint"])
+    assert config.model_kwargs == {"stem": "cifar"} and model.conv1.kernel_size == (3, 3)
+    assert main(["eval", "--checkpoint", trained["last_checkpoint"], "--workers", "0", "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert metrics["top1"] == pytest.approx(trained["top1"], abs=1e-3)
 
 
 @pytest.mark.parametrize(

@@ -145,3 +145,46 @@ def test_features_only_includes_attention() -> None:
     )
     x = torch.randn(1, 3, 64, 64)
     torch.testing.assert_close(features(x)[-1], full.features[:18](x))
+
+
+# The CIFAR ResNet-18 (3×3 stride-1 stem, no max pool, 10 classes) by hand at 32×32, in MACs:
+# stem 3·64·9·32² + stage 1 4·64·64·9·32² + stages 2–4 each (first 3×3 conv + 3 more + 1×1 shortcut) 134,217,728
+# + fc 512·10; its 11,173,962 parameters are the widely quoted figure of that network.
+CIFAR_RESNET18_MACS = 1_769_472 + 150_994_944 + 3 * 134_217_728 + 5_120
+CIFAR_RESNET18_PARAMS = 11_173_962
+
+
+def test_cifar_stem_profile_matches_the_hand_count_of_cifar_resnet18() -> None:
+    model = cnnattn.create_model("resnet18", num_classes=10, stem="cifar")
+    cost = cnnattn.profile(model, (3, 32, 32))
+    assert (cost.params, cost.macs) == (CIFAR_RESNET18_PARAMS, CIFAR_RESNET18_MACS)
+    assert model.conv1.kernel_size == (3, 3) and model.conv1.stride == (1, 1)
+    assert isinstance(model.maxpool, torch.nn.Identity)
+    assert model.pretrained_cfg["input_size"] == (3, 32, 32) and model.pretrained_cfg["pool_size"] == (4, 4)
+    assert "url" not in model.pretrained_cfg  # ImageNet weights do not fit a 3×3 stem
+
+
+@pytest.mark.parametrize("name", ["resnet18_das", "resnet50_eam", "resnet34_aw"])
+def test_cifar_stem_keeps_32px_maps_in_stage_1_and_the_same_placement(name: str) -> None:
+    cifar = cnnattn.create_model(name, num_classes=10, stem="cifar")
+    imagenet = cnnattn.create_model(name, num_classes=10)
+    assert [p.modules for p in cifar.cnnattn_placements] == [p.modules for p in imagenet.cnnattn_placements]
+    assert cifar(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    features = cnnattn.create_model(name, num_classes=10, stem="cifar", features_only=True)
+    maps = features(torch.randn(1, 3, 32, 32))
+    assert [m.shape[-1] for m in maps] == [32, 32, 16, 8, 4]
+    assert features.feature_info.reduction() == [1, 1, 2, 4, 8]
+    stem_params = sum(p.numel() for n, p in cifar.named_parameters() if n.startswith("conv1."))
+    assert stem_params == 3 * 64 * 9  # the only parameters that differ from the ImageNet stem (3·64·49)
+    params = [sum(p.numel() for p in m.parameters()) for m in (cifar, imagenet)]
+    assert params[0] == params[1] - 3 * 64 * 40
+
+
+def test_cifar_stem_through_timm_and_bad_stems() -> None:
+    assert timm.create_model("resnet18_cbam", stem="cifar", num_classes=10).conv1.kernel_size == (3, 3)
+    with pytest.raises(ValueError, match="unknown stem 'tiny'.*'imagenet', 'cifar'"):
+        cnnattn.create_model("resnet18", stem="tiny")
+    with pytest.raises(ValueError, match="stem='cifar' is for ResNets"):
+        cnnattn.create_model("mobilenetv2_se", stem="cifar")
+    with pytest.raises(ValueError, match="deep stem"):
+        cnnattn.create_model("resnet18", stem="cifar", stem_type="deep")

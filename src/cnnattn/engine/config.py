@@ -104,6 +104,11 @@ class TrainConfig:
     val_fraction: float = _setting(0.2, "detection data without split files: validation share (hash split)")
     trainable_layers: int = _setting(3, "detection: backbone stages that train, from the last (attention always)")
     max_minutes: float | None = _setting(None, "stop the run after this wall-clock time")
+    model_kwargs: dict[str, Any] = field(
+        default_factory=dict,
+        metadata=_meta("backbone arguments as a YAML mapping, e.g. '{stem: cifar}' (CIFAR stem of a ResNet: 3×3 conv, "
+                       "stride 1, no max pool) or '{drop_path_rate: 0.1}'"),
+    )  # fmt: skip
     attn_kwargs: dict[str, Any] = field(
         default_factory=dict, metadata=_meta("attention constructor arguments as a YAML mapping, e.g. '{reduction: 8}'")
     )

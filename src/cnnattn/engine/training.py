@@ -95,12 +95,14 @@ def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
             max_size=round(size * DETECTION_MAX_RATIO),
             checkpoint_path=config.init_checkpoint,
             attn_kwargs=config.attn_kwargs or None,
+            backbone_kwargs=config.model_kwargs or None,
         )
     model = create_model(
         config.model,
         num_classes=num_classes,
         attn_kwargs=config.attn_kwargs or None,
         checkpoint_path=config.init_checkpoint,
+        **config.model_kwargs,
     )
     return freeze_batch_norm(model) if config.frozen_bn else model
 

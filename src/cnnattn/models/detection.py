@@ -127,6 +127,7 @@ def create_detector(
     attn_stages: Sequence[int] | None = None,
     attn_position: str | None = None,
     attn_kwargs: dict[str, Any] | None = None,
+    backbone_kwargs: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> nn.Module:
     """A torchvision detector on a cnnattn backbone.
@@ -146,6 +147,7 @@ def create_detector(
             the plain classification backbone (``body`` weights); attention keys, the classifier and, for a
             backbone checkpoint, the FPN and heads may be missing, and the error names anything else.
         attn_stages, attn_position, attn_kwargs: Override the attention's default placement.
+        backbone_kwargs: Passed to ``create_model`` for the backbone (e.g. ``{'drop_path_rate': 0.1}``).
         **kwargs: Passed to the torchvision detector (e.g. ``box_score_thresh``, ``image_mean``).
     """
     if arch not in DETECTORS:
@@ -155,7 +157,12 @@ def create_detector(
     detector_class, stages, extra = DETECTORS[arch]
     mobile = parse_model_name(backbone).backbone == "mobilenetv2"
     model = create_model(
-        backbone, attn_stages=attn_stages, attn_position=attn_position, attn_kwargs=attn_kwargs, num_classes=1
+        backbone,
+        attn_stages=attn_stages,
+        attn_position=attn_position,
+        attn_kwargs=attn_kwargs,
+        num_classes=1,
+        **(backbone_kwargs or {}),
     )
     attention = attention_modules(model)
     if frozen_bn:

@@ -3,6 +3,8 @@
 Backbones: ``resnet18/34/50/101/152`` are timm's ResNets (same layers and state-dict keys as
 torchvision's), ``mobilenetv2`` is torchvision's MobileNetV2 (width 1.0). ``<attention>`` is any
 registered attention (or an ``_``-joined stack of them, e.g. ``aw_se``), placed at its registry default.
+Every ResNet also takes ``stem='cifar'``: the CIFAR input stem (3×3 conv, stride 1, no max pool), so a
+32-px image keeps 32×32 maps in stage 1 instead of 8×8.
 """
 
 from __future__ import annotations
@@ -24,14 +26,53 @@ from .adapters.mobilenetv2 import MobileNetV2Adapter, pretrained_cfg
 from .checkpoint import load_checkpoint
 from .placement import attach
 
-__all__ = ["BACKBONES", "ModelSpec", "buildable", "create_model", "list_models", "parse_model_name"]
+__all__ = [
+    "BACKBONES",
+    "STEMS",
+    "ModelSpec",
+    "buildable",
+    "cifar_stem",
+    "create_model",
+    "list_models",
+    "parse_model_name",
+]
 
 
-def _timm_resnet(arch: str, num_classes: int, **kwargs: Any) -> nn.Module:
-    return timm.create_model(arch, pretrained=False, num_classes=num_classes, **kwargs)
+STEMS = ("imagenet", "cifar")
+CIFAR_INPUT_SIZE = 32
 
 
-def _mobilenet_v2(num_classes: int, **kwargs: Any) -> nn.Module:
+def _timm_resnet(arch: str, num_classes: int, stem: str = "imagenet", **kwargs: Any) -> nn.Module:
+    if stem not in STEMS:
+        raise ValueError(f"unknown stem {stem!r}; choose one of {list(STEMS)} (cifar: 3×3 conv, stride 1, no maxpool).")
+    model = timm.create_model(arch, pretrained=False, num_classes=num_classes, **kwargs)
+    return cifar_stem(model) if stem == "cifar" else model
+
+
+def cifar_stem(model: nn.Module) -> nn.Module:
+    """Give a timm ResNet the CIFAR input stem in place: ``conv1`` becomes a 3×3 stride-1 convolution (same
+    channels, so ``bn1`` and every stage stay as they are) and ``maxpool`` an identity. The feature maps are then
+    4× larger at every stage (strides 1, 1, 2, 4, 8 instead of 2, 4, 8, 16, 32); ``feature_info`` and
+    ``pretrained_cfg`` (32×32 input) say so."""
+    stem = model.conv1
+    if not isinstance(stem, nn.Conv2d):
+        raise ValueError("stem='cifar' needs the single-conv ResNet stem (timm stem_type=''), not a deep stem.")
+    model.conv1 = nn.Conv2d(stem.in_channels, stem.out_channels, kernel_size=3, stride=1, padding=1, bias=False)
+    model.maxpool = nn.Identity()
+    for info in model.feature_info:
+        info["reduction"] = max(1, info["reduction"] // 4)
+    size = CIFAR_INPUT_SIZE
+    final = size // model.feature_info[-1]["reduction"]
+    cfg = {k: v for k, v in model.pretrained_cfg.items() if k not in ("url", "hf_hub_id", "test_input_size")}
+    input_size = (stem.in_channels, size, size)
+    cfg.update(input_size=input_size, pool_size=(final, final), crop_pct=1.0)  # the ImageNet weights do not fit
+    model.pretrained_cfg = model.default_cfg = cfg
+    return model
+
+
+def _mobilenet_v2(num_classes: int, stem: str = "imagenet", **kwargs: Any) -> nn.Module:
+    if stem != "imagenet":
+        raise ValueError(f"stem={stem!r} is for ResNets; MobileNetV2 has only its own stem (stem='imagenet').")
     model = tvm.mobilenet_v2(weights=None, num_classes=num_classes, **kwargs)
     model.feature_info = MobileNetV2Adapter().feature_info(model)
     model.pretrained_cfg = pretrained_cfg(num_classes)
@@ -128,8 +169,9 @@ def create_model(
         out_indices: Feature levels for ``features_only``.
         attn_stages, attn_position, attn_kwargs: Override the registry default placement and constructor
             arguments (single-attention models only).
-        **kwargs: Backbone arguments (timm ResNet: ``drop_path_rate``, ``output_stride``...; torchvision
-            MobileNetV2: ``width_mult``, ``dropout``...).
+        **kwargs: Backbone arguments: ``stem='cifar'`` for the CIFAR input stem of a ResNet (3×3 conv, stride
+            1, no max pool; default ``'imagenet'``), timm ResNet's ``drop_path_rate``, ``output_stride``...,
+            torchvision MobileNetV2's ``width_mult``, ``dropout``...
     """
     spec = parse_model_name(name)
     if pretrained:
