@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnattn.engine.compare import CompareRow, _Remaining, differences
+from cnnattn.engine.compare import _Remaining
 
 TINY = ["--data", "builtin:digits", "--img-size", "32", "--batch-size", "32", "--workers", "0", "--no-tensorboard"]
 
@@ -93,29 +93,6 @@ def test_train_on_a_terminal_shows_a_readable_bar(tmp_path: Path) -> None:
     assert "\r" in screen and "it/s" in screen and "resnet18 · epoch 2/2: 100%" in screen
     assert "val top-1" in screen and "validating" in screen
     assert "v_num" not in screen and "train/loss" not in screen and "Validation" not in screen
-
-
-def _row(variant: str, mean: float, std: float, seeds: int = 3) -> CompareRow:
-    return CompareRow(variant, f"resnet18_{variant}", mean, std, 90.0, seeds, 1, 1, 1, 1.0, 1.0)
-
-
-def test_differences_name_only_variants_beyond_the_seed_noise() -> None:
-    rows = [_row("none", 50.0, 1.0), _row("se", 53.0, 1.0), _row("cbam", 50.5, 1.0)]
-    # noise = 2·sqrt(1/3 + 1/3) = 1.63: se (+3.0) is beyond it, cbam (+0.5) is not
-    assert differences(rows) == [
-        "se: top-1 +3.00 points vs none (53.00 vs 50.00 %), beyond the seed noise (2 standard errors = 1.63)."
-    ]
-    assert differences([_row("none", 50.0, 1.0), _row("cbam", 50.5, 1.0)]) == [
-        "No variant differs from none beyond the seed noise (2 standard errors of the difference)."
-    ]
-    assert "seed noise is unknown" in differences([_row("none", 50.0, 0.0, 1), _row("se", 60.0, 0.0, 1)])[0]
-
-
-def test_differences_of_detection_rows_speak_of_ap() -> None:
-    rows = [_row("none", 20.0, 0.5), _row("das", 24.0, 0.5)]
-    for row in rows:
-        row.task = "detect"
-    assert differences(rows)[0].startswith("das: AP +4.00 points vs none (24.00 vs 20.00 %)")
 
 
 @pytest.mark.parametrize(

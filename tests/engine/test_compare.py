@@ -7,11 +7,15 @@ import json
 import statistics
 from pathlib import Path
 
+import lightning.pytorch as pl
 import pytest
+import torch
 
+from cnnattn.analysis.stats import t_critical
 from cnnattn.cli import main
 from cnnattn.engine import TrainConfig
-from cnnattn.engine.compare import compare, variant_model
+from cnnattn.engine.compare import CompareRow, add_paired_differences, compare, differences, variant_model
+from cnnattn.engine.training import _data, training_model
 from tiny_detection import voc_flat
 
 BASE = TrainConfig(
@@ -34,9 +38,19 @@ def test_compare_writes_table_csv_markdown_and_plot(tmp_path: Path) -> None:
     assert "Recipe: data builtin:digits (64 train images), 32×32 px, 1 epochs" in markdown and "| se " in markdown
     assert (tmp_path / "accuracy_vs_macs.png").stat().st_size > 1000
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["none-s0", "none-s1", "se-s0", "se-s1"]
-    runs = [json.loads((tmp_path / f"se-s{s}" / "results.json").read_text())["top1"] for s in (0, 1)]
-    assert rows[1].mean == pytest.approx(statistics.fmean(runs))
-    assert rows[1].std == pytest.approx(statistics.stdev(runs))
+    runs = {v: [json.loads((tmp_path / f"{v}-s{s}" / "results.json").read_text())["top1"] for s in (0, 1)]
+            for v in ("none", "se")}  # fmt: skip
+    assert rows[1].mean == pytest.approx(statistics.fmean(runs["se"]))
+    assert rows[1].std == pytest.approx(statistics.stdev(runs["se"]))
+    # Paired by seed: the CSV's delta is the mean of the per-seed differences, its interval mean ± t(1)·sd/√2.
+    diffs = [se - none for se, none in zip(runs["se"], runs["none"], strict=True)]
+    half = t_critical(1) * statistics.stdev(diffs) / 2**0.5
+    assert [float(v) for v in table[1]["top1_per_seed"].split(";")] == pytest.approx(runs["se"], abs=1e-4)
+    assert table[1]["baseline"] == "none" and table[0]["top1_delta"] == ""
+    assert float(table[1]["top1_delta"]) == pytest.approx(statistics.fmean(diffs), abs=1e-4)
+    low, high = float(table[1]["top1_delta_low"]), float(table[1]["top1_delta_high"])
+    assert (low, high) == pytest.approx((statistics.fmean(diffs) - half, statistics.fmean(diffs) + half), abs=1e-4)
+    assert "Δ vs baseline, paired [95 % CI]" in markdown and "95 % interval over 2 paired seeds" in markdown
 
 
 def test_compare_reuses_finished_runs(tmp_path: Path) -> None:
@@ -109,3 +123,50 @@ def test_localization_needs_boxes_and_a_classifier_before_any_training(tmp_path:
     with pytest.raises(ValueError, match="localization scores classifiers"):
         compare(BASE.replace(task="detect"), ["none"], seeds=1, output=tmp_path, localization=True)
     assert not any(tmp_path.iterdir())  # refused before training anything
+
+
+def _row(variant: str, per_seed: list[float], task: str = "classify") -> CompareRow:
+    mean, std = statistics.fmean(per_seed), statistics.stdev(per_seed) if len(per_seed) > 1 else 0.0
+    return CompareRow(variant, f"resnet18_{variant}", mean, std, 90.0, len(per_seed), 1, 1, 1, 1.0, 1.0, task=task,
+                      per_seed=tuple(per_seed))  # fmt: skip
+
+
+def test_differences_are_paired_by_seed_and_say_whether_the_interval_includes_zero() -> None:
+    rows = [_row("none", [50.0, 60.0, 70.0]), _row("se", [51.0, 61.0, 71.0]), _row("cbam", [52.0, 58.0, 71.0])]
+    add_paired_differences(rows)
+    assert rows[0].paired is None and rows[1].paired.differences == (1.0, 1.0, 1.0)
+    # se is 1 point better at every seed: unpaired means (std 10) could not show it, the pairs do.
+    assert differences(rows) == [
+        "se: top-1 +1.00 points vs none (61.00 vs 60.00 %); 95 % interval over 3 paired seeds [+1.00, +1.00] "
+        "excludes zero: a difference beyond the seed noise.",
+        "cbam: top-1 +0.33 points vs none (60.33 vs 60.00 %); 95 % interval over 3 paired seeds [-4.84, +5.50] "
+        "includes zero: no difference shown at this number of seeds.",
+    ]
+    assert rows[1].cells()[6] == "+1.00 [+1.00, +1.00]" and rows[0].cells()[6] == "—"
+    one_seed = [_row("none", [50.0]), _row("se", [60.0])]
+    add_paired_differences(one_seed)
+    assert one_seed[1].paired is None and "seed noise is unknown" in differences(one_seed)[0]
+
+
+def test_differences_of_detection_rows_speak_of_ap() -> None:
+    rows = [_row("none", [20.0, 21.0], "detect"), _row("das", [24.0, 25.5], "detect")]
+    add_paired_differences(rows)
+    assert differences(rows)[0].startswith("das: AP +4.25 points vs none (24.75 vs 20.50 %)")
+
+
+@pytest.mark.parametrize("variant", ["se", "das", "eam", "aw"])
+def test_a_seed_gives_every_variant_the_same_backbone_weights_and_data_order(variant: str) -> None:
+    def start(model: str) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        config = BASE.replace(model=model, seed=3)
+        pl.seed_everything(config.seed, workers=True, verbose=False)  # what train() does first
+        data, config = _data(config)
+        weights = training_model(config, data.num_classes).state_dict()
+        data.setup("fit")
+        return weights, next(iter(data.train_dataloader()))[1]
+
+    plain, plain_labels = start("resnet18")
+    attended, labels = start(variant_model("resnet18", variant))
+    missing = set(plain) - set(attended)  # EAM's augmented convs are new layers of other shapes; AW's keep them
+    assert all(k.endswith(("conv1.weight", "conv2.weight")) for k in missing) and (variant == "eam") == bool(missing)
+    assert all(torch.equal(tensor, attended[k]) for k, tensor in plain.items() if k not in missing)
+    assert torch.equal(plain_labels, labels)

@@ -5,7 +5,10 @@ finished is reused and an interrupted one resumed, so an interrupted comparison 
 stopped. The summary gives the task's main metric, mean ± std over seeds (percent, validation split, last
 epoch: top-1 for classification, COCO AP for detection), its second (top-5, AP50), params and MACs of the
 trained model at the training resolution, and batch-1 inference latency on the device of ``bench`` (median of
-interleaved runs), as a printed table, ``results.csv``, ``results.md`` and an accuracy-vs-MACs PNG.
+interleaved runs), as a printed table, ``results.csv``, ``results.md`` and an accuracy-vs-MACs PNG. Every variant
+runs on the same seeds (seed ``s`` gives every variant the same data order, augmentation and initial backbone
+weights), so each variant's difference to the baseline is paired by seed: the mean per-seed difference with a
+95 % Student-t interval (:mod:`cnnattn.analysis.stats`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import torch
 from ..analysis.bench import bench
 from ..analysis.complexity import count_macs, count_params
 from ..analysis.plots import plot_metric_vs_macs
+from ..analysis.stats import PairedDifference, paired_difference
 from ..models import parse_model_name
 from ..utils import atomic_write_text, format_table
 from ..visualize.localization import LOCALIZATION_KEYS
@@ -32,7 +36,8 @@ from .config import DEFAULT_ATTENTIONS, TrainConfig
 from .training import TrainResult, build_model, train
 
 __all__ = [
-    "TASK_METRICS", "CompareRow", "TaskMetrics", "compare", "describe_recipe", "differences", "headers", "variant_model"
+    "TASK_METRICS", "CompareRow", "TaskMetrics", "add_paired_differences", "compare", "describe_recipe",
+    "differences", "headers", "variant_model",
 ]  # fmt: skip
 
 Report = Callable[[str], None]
@@ -62,7 +67,9 @@ TASK_METRICS = {
 @dataclass
 class CompareRow:
     """One variant: the task's two metrics over seeds (percent), size, cost and latency. For classification
-    ``mean``/``std`` are top-1 and ``second_mean`` top-5; for detection COCO AP and AP50."""
+    ``mean``/``std`` are top-1 and ``second_mean`` top-5; for detection COCO AP and AP50. ``per_seed`` holds the
+    main metric of seeds 0, 1, …; ``paired`` its per-seed difference to the baseline variant (None for the
+    baseline itself and with one seed)."""
 
     variant: str
     model: str
@@ -81,6 +88,9 @@ class CompareRow:
     pointing_gradcam: float | None = None
     energy_gradcam: float | None = None
     chance: float | None = None
+    per_seed: tuple[float, ...] = ()
+    paired: PairedDifference | None = None
+    baseline: str | None = None
 
     @property
     def localized(self) -> bool:
@@ -98,9 +108,14 @@ class CompareRow:
             f"{self.second_mean:.2f}",
             f"{self.params / 1e6:.3f}",
             f"{self.macs / 1e6:.1f}",
+            self._paired_cell(),
             f"{self.latency_ms:.2f}",
             f"{self.train_minutes:.1f}",
         ) + (self._localization_cells() if self.localized else ())
+
+    def _paired_cell(self) -> str:
+        p = self.paired
+        return "—" if p is None else f"{p.mean:+.2f} [{p.low:+.2f}, {p.high:+.2f}]"
 
     def _localization_cells(self) -> tuple[str, ...]:
         def pair(kind: str) -> str:
@@ -114,15 +129,25 @@ class CompareRow:
         ``AP_mean, AP_std, AP50_mean``)."""
         m, values = self.metrics, asdict(self)
         renamed = {"mean": f"{m.main}_mean", "std": f"{m.main}_std", "second_mean": f"{m.second}_mean"}
-        kept = [k for k in values if k != "task" and (self.localized or k not in LOCALIZATION_KEYS)]
-        return {renamed.get(k, k): values[k] for k in kept}
+        dropped = {"task", "per_seed", "paired", "baseline"}
+        kept = [k for k in values if k not in dropped and (self.localized or k not in LOCALIZATION_KEYS)]
+        record = {renamed.get(k, k): values[k] for k in kept}
+        p = self.paired
+        record |= {
+            f"{m.main}_per_seed": ";".join(f"{v:.4f}" for v in self.per_seed),
+            "baseline": self.baseline or "",
+            f"{m.main}_delta": "" if p is None else f"{p.mean:.4f}",
+            f"{m.main}_delta_low": "" if p is None else f"{p.low:.4f}",
+            f"{m.main}_delta_high": "" if p is None else f"{p.high:.4f}",
+        }
+        return record
 
 
 def headers(task: str = "classify", localized: bool = False) -> tuple[str, ...]:
     """The table's column labels for ``task`` (and the localisation columns)."""
     m = TASK_METRICS[task]
     columns = ("variant", "model", f"{m.main_label} % (mean ± std)", f"{m.second_label} %", "params (M)", "MMACs",
-               "latency (ms)", "train (min)")  # fmt: skip
+               "Δ vs baseline, paired [95 % CI]", "latency (ms)", "train (min)")  # fmt: skip
     return columns + (("pointing % attn / Grad-CAM", "energy in box % attn / Grad-CAM") if localized else ())
 
 
@@ -184,6 +209,7 @@ def _summarise(variant: str, config: TrainConfig, runs: list[TrainResult]) -> Co
         mean=statistics.fmean(main),
         std=statistics.stdev(main) if len(main) > 1 else 0.0,
         second_mean=statistics.fmean(second),
+        per_seed=tuple(main),
         seeds=len(runs),
         epochs=min(r.epochs for r in runs),
         params=count_params(model),
@@ -283,6 +309,7 @@ def compare(
     )
     for row, timing in zip(rows, latencies, strict=True):
         row.latency_ms = timing.median_ms
+    add_paired_differences(rows)
     if localization:
         for row, runs in zip(rows, results.values(), strict=True):
             _localize(row, runs, base.data, say)
@@ -304,11 +331,24 @@ def describe_recipe(base: TrainConfig, seeds: int, img_size: int | None, budget:
     )
 
 
+def baseline_row(rows: Sequence[CompareRow]) -> CompareRow:
+    """The variant the others are compared with: ``none`` if present, else the first."""
+    return next((r for r in rows if r.variant == "none"), rows[0])
+
+
+def add_paired_differences(rows: Sequence[CompareRow]) -> None:
+    """Set every other row's ``paired``: its main metric minus the baseline's, seed by seed, with the 95 % t
+    interval (left None with one seed)."""
+    base = baseline_row(rows)
+    for row in rows:
+        if row is not base and len(row.per_seed) >= 2:
+            row.paired, row.baseline = paired_difference(row.per_seed, base.per_seed), base.variant
+
+
 def differences(rows: Sequence[CompareRow]) -> list[str]:
-    """Plain sentences: each variant whose main metric (top-1 or AP) differs from the baseline (``none`` if
-    present, else the first row) by more than two standard errors of the difference of seed means, or that none
-    does."""
-    base = next((r for r in rows if r.variant == "none"), rows[0])
+    """Plain sentences, one per variant: its paired difference to the baseline in the main metric (top-1 or AP)
+    with the 95 % interval, and whether that interval excludes zero (a difference shown) or includes it."""
+    base = baseline_row(rows)
     others = [r for r in rows if r is not base]
     if not others:
         return []
@@ -317,18 +357,20 @@ def differences(rows: Sequence[CompareRow]) -> list[str]:
             f"With one seed per variant the seed noise is unknown, so no difference from {base.variant} is judged; "
             "use --seeds 3 or more."
         ]
-    lines, label = [], base.metrics.main_label
-    for row in others:
-        delta = row.mean - base.mean
-        noise = 2 * math.sqrt(row.std**2 / row.seeds + base.std**2 / base.seeds)
-        if abs(delta) > noise:
-            lines.append(
-                f"{row.variant}: {label} {delta:+.2f} points vs {base.variant} ({row.mean:.2f} vs "
-                f"{base.mean:.2f} %), beyond the seed noise (2 standard errors = {noise:.2f})."
-            )
-    return lines or [
-        f"No variant differs from {base.variant} beyond the seed noise (2 standard errors of the difference)."
-    ]
+    return [_difference(row, base) for row in others if row.paired is not None]
+
+
+def _difference(row: CompareRow, base: CompareRow) -> str:
+    p, label = row.paired, base.metrics.main_label
+    verdict = (
+        "includes zero: no difference shown at this number of seeds"
+        if p.includes_zero
+        else "excludes zero: a difference beyond the seed noise"
+    )
+    return (
+        f"{row.variant}: {label} {p.mean:+.2f} points vs {base.variant} ({row.mean:.2f} vs {base.mean:.2f} %); "
+        f"95 % interval over {p.pairs} paired seeds [{p.low:+.2f}, {p.high:+.2f}] {verdict}."
+    )
 
 
 def localization_notes(rows: Sequence[CompareRow]) -> list[str]:
