@@ -51,6 +51,13 @@ def test_compare_writes_table_csv_markdown_and_plot(tmp_path: Path) -> None:
     low, high = float(table[1]["top1_delta_low"]), float(table[1]["top1_delta_high"])
     assert (low, high) == pytest.approx((statistics.fmean(diffs) - half, statistics.fmean(diffs) + half), abs=1e-4)
     assert "Δ vs baseline, paired [95 % CI]" in markdown and "95 % interval over 2 paired seeds" in markdown
+    with open(tmp_path / "curves.csv") as f:
+        curves = list(csv.DictReader(f))
+    assert [(c["variant"], c["seed"], c["epoch"]) for c in curves] == [
+        (v, str(s), "1") for v in ("none", "se") for s in (0, 1)
+    ]  # one epoch each: the curve's last point is the run's result
+    assert [float(c["top1"]) for c in curves] == pytest.approx(runs["none"] + runs["se"], abs=1e-4)
+    assert (tmp_path / "curves.png").stat().st_size > 1000
 
 
 def test_compare_reuses_finished_runs(tmp_path: Path) -> None:

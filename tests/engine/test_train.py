@@ -16,6 +16,7 @@ from cnnattn.cli import main
 from cnnattn.engine import NonFiniteLossError, TrainConfig, load_training_checkpoint, train
 from cnnattn.engine.checkpoint_io import atomic_torch_save
 from cnnattn.engine.evaluate import evaluate, load_trained_model
+from cnnattn.engine.history import epoch_curve
 
 from tiny_data import ALL_LAYOUTS
 
@@ -155,6 +156,17 @@ def test_cli_train_eval_json(tmp_path: Path, capsys) -> None:
     assert main(["eval", "--checkpoint", trained["last_checkpoint"], "--workers", "0", "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(metrics) >= {"top1", "top5"} and metrics["top1"] == pytest.approx(trained["top1"], abs=1e-3)
+
+
+def test_patience_stops_a_run_that_no_longer_improves(tmp_path: Path) -> None:
+    # lr 0 and frozen BatchNorm: the model never changes, so epoch 2 does not improve on epoch 1 and patience 1 stops.
+    config = tiny_config(tmp_path, "builtin:digits", epochs=5, patience=1, opt="sgd", lr=0.0, freeze_bn=True,
+                         train_subset=32)  # fmt: skip
+    result = train(config)
+    curve = epoch_curve(result.output, "val/top1")
+    assert result.epochs == 2 and len(curve) == 2 and curve[0] == curve[1] == pytest.approx(result.top1)
+    with pytest.raises(ValueError, match="patience must be a number of epochs >= 1"):
+        tiny_config(tmp_path, "builtin:digits", patience=0)
 
 
 def test_cli_model_kwargs_build_the_cifar_stem_and_eval_rebuilds_it(tmp_path: Path, capsys) -> None:

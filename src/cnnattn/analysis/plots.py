@@ -1,4 +1,4 @@
-"""Plots (matplotlib, no display needed): scaling against resolution, and a metric against MACs."""
+"""Plots (matplotlib, no display needed): scaling against resolution, a metric against MACs, epoch curves."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 
 from .scaling import ScalePoint, loglog_slope
 
-__all__ = ["plot_metric_vs_macs", "plot_scaling"]
+__all__ = ["plot_curves", "plot_metric_vs_macs", "plot_scaling"]
 
 
 def plot_scaling(results: dict[str, list[ScalePoint]], path: str | Path, title: str = "") -> Path:
@@ -58,6 +58,24 @@ def plot_metric_vs_macs(
         ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set(xlabel="GMACs per image", ylabel=ylabel, title=title)
     ax.grid(True, alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_curves(
+    curves: dict[str, Sequence[Sequence[float]]], path: str | Path, *, ylabel: str, title: str = ""
+) -> Path:
+    """A metric after each epoch, one line per label: the mean over its seeds that reached that epoch, with
+    every seed's own curve faint behind it (seeds may stop at different epochs)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    for label, seeds in curves.items():
+        longest = max((len(c) for c in seeds), default=0)
+        mean = [sum(c[e] for c in seeds if len(c) > e) / sum(len(c) > e for c in seeds) for e in range(longest)]
+        (line,) = ax.plot(range(1, longest + 1), mean, marker="o", markersize=3, label=label)
+        for curve in seeds:
+            ax.plot(range(1, len(curve) + 1), curve, color=line.get_color(), alpha=0.25, linewidth=0.8)
+    ax.set(xlabel="epoch", ylabel=ylabel, title=title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
     return _save(fig, path)
 
 

@@ -60,5 +60,6 @@ def run(args: argparse.Namespace) -> int:
         report=None if args.quiet else say,
     )
     findings = "\n".join(differences(rows) + localization_notes(rows))
-    print(f"\n{table(rows)}\n\n{findings}\n\nwritten: {args.output}/results.csv, results.md, accuracy_vs_macs.png")
+    written = "results.csv, results.md, accuracy_vs_macs.png, curves.csv, curves.png"
+    print(f"\n{table(rows)}\n\n{findings}\n\nwritten: {args.output}/{written}")
     return 0

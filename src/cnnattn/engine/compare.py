@@ -5,7 +5,8 @@ finished is reused and an interrupted one resumed, so an interrupted comparison 
 stopped. The summary gives the task's main metric, mean ± std over seeds (percent, validation split, last
 epoch: top-1 for classification, COCO AP for detection), its second (top-5, AP50), params and MACs of the
 trained model at the training resolution, and batch-1 inference latency on the device of ``bench`` (median of
-interleaved runs), as a printed table, ``results.csv``, ``results.md`` and an accuracy-vs-MACs PNG. Every variant
+interleaved runs), as a printed table, ``results.csv``, ``results.md`` and an accuracy-vs-MACs PNG, with every
+run's validation curve (``curves.csv``, ``curves.png``; ``patience`` trains to convergence). Every variant
 runs on the same seeds (seed ``s`` gives every variant the same data order, augmentation and initial backbone
 weights), so each variant's difference to the baseline is paired by seed: the mean per-seed difference with a
 95 % Student-t interval (:mod:`cnnattn.analysis.stats`).
@@ -27,12 +28,13 @@ import torch
 
 from ..analysis.bench import bench
 from ..analysis.complexity import count_macs, count_params
-from ..analysis.plots import plot_metric_vs_macs
+from ..analysis.plots import plot_curves, plot_metric_vs_macs
 from ..analysis.stats import PairedDifference, paired_difference
 from ..models import parse_model_name
 from ..utils import atomic_write_text, format_table
 from ..visualize.localization import LOCALIZATION_KEYS
 from .config import DEFAULT_ATTENTIONS, TrainConfig
+from .history import epoch_curve
 from .training import TrainResult, build_model, train
 
 __all__ = [
@@ -314,7 +316,20 @@ def compare(
         for row, runs in zip(rows, results.values(), strict=True):
             _localize(row, runs, base.data, say)
     _write(rows, output, base, seeds, img_size, budget_minutes)
+    _write_curves(results, output, metrics, f"{Path(base.data).name}, {img_size} px, {seeds} seed(s)")
     return rows
+
+
+def _write_curves(results: dict[str, list[TrainResult]], output: Path, metrics: TaskMetrics, title: str) -> None:
+    """``curves.csv`` (variant, seed, epoch, main metric after that epoch) and ``curves.png``: how each variant
+    learned, and where a run stopped (``patience``) or was cut (``--budget``)."""
+    key = f"val/{metrics.main}"
+    curves = {v: [epoch_curve(r.output, key) for r in runs] for v, runs in results.items()}
+    lines = [f"variant,seed,epoch,{metrics.main}"]
+    lines += [f"{v},{seed},{epoch},{value:.4f}" for v, seeds in curves.items()
+              for seed, curve in enumerate(seeds) for epoch, value in enumerate(curve, start=1)]  # fmt: skip
+    atomic_write_text(output / "curves.csv", "\n".join(lines) + "\n")
+    plot_curves(curves, output / "curves.png", ylabel=f"validation {metrics.main_label} %", title=title)
 
 
 def describe_recipe(base: TrainConfig, seeds: int, img_size: int | None, budget: float | None) -> str:

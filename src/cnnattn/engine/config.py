@@ -104,6 +104,9 @@ class TrainConfig:
     val_fraction: float = _setting(0.2, "detection data without split files: validation share (hash split)")
     trainable_layers: int = _setting(3, "detection: backbone stages that train, from the last (attention always)")
     max_minutes: float | None = _setting(None, "stop the run after this wall-clock time")
+    patience: int | None = _setting(
+        None, "stop when validation top-1 (detection: AP) has not improved for N epochs: training to convergence"
+    )
     model_kwargs: dict[str, Any] = field(
         default_factory=dict,
         metadata=_meta("backbone arguments as a YAML mapping, e.g. '{stem: cifar}' (CIFAR stem of a ResNet: 3×3 conv, "
@@ -140,6 +143,8 @@ class TrainConfig:
             raise ValueError(f"label_smoothing must be in [0, 1); got {self.label_smoothing}.")
         if self.log_maps is not None and self.log_maps < 1:
             raise ValueError(f"log_maps must be a number of epochs >= 1 (or unset); got {self.log_maps}.")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience must be a number of epochs >= 1 (or unset); got {self.patience}.")
         _choice("task", self.task, TASKS)
         _choice("detector", self.detector, DETECTOR_ARCHS)
         if self.sync_bn and self.freeze_bn:

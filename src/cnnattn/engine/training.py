@@ -21,7 +21,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from timm.layers import convert_sync_batchnorm
 from torch import nn
@@ -146,6 +146,8 @@ def _trainer(config: TrainConfig, output: Path, callbacks: Sequence[Callback], l
     best = ModelCheckpoint(folder, "best", monitor=monitor, mode="max", enable_version_counter=False)
     last = ModelCheckpoint(folder, "last", enable_version_counter=False)  # every epoch, replacing the previous
     progress = progress_callbacks(config.progress, label)
+    # Convergence: its state is in every checkpoint, so a resumed run keeps counting epochs without improvement.
+    stopping = [EarlyStopping(monitor, mode="max", patience=config.patience)] if config.patience else []
     loggers = [CSVLogger(output, name="logs")]
     if config.tensorboard:
         loggers.append(TensorBoardLogger(output, name="tensorboard"))
@@ -159,7 +161,7 @@ def _trainer(config: TrainConfig, output: Path, callbacks: Sequence[Callback], l
         max_time={"minutes": config.max_minutes} if config.max_minutes else None,
         gradient_clip_val=config.grad_clip,
         use_distributed_sampler=False,  # the data modules shard with their own seeded sampler
-        callbacks=[best, last, *progress, *callbacks],
+        callbacks=[best, last, *stopping, *progress, *callbacks],
         logger=loggers,
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=any(isinstance(c, ProgressBar) for c in progress),
