@@ -1,8 +1,9 @@
 """Model names ``<backbone>[_<attention>]`` and the factory that builds them.
 
 Backbones: ``resnet18/34/50/101/152`` are timm's ResNets (same layers and state-dict keys as
-torchvision's), ``mobilenetv2`` is torchvision's MobileNetV2 (width 1.0). ``<attention>`` is any
-registered attention (or an ``_``-joined stack of them, e.g. ``aw_se``), placed at its registry default.
+torchvision's), ``mobilenetv2`` is torchvision's MobileNetV2 (width 1.0, torchvision's keys) with timm's model
+interface. ``<attention>`` is any registered attention (or an ``_``-joined stack of them, e.g. ``aw_se``),
+placed at its registry default.
 Every ResNet also takes ``stem='cifar'``: the CIFAR input stem (3×3 conv, stride 1, no max pool), so a
 32-px image keeps 32×32 maps in stage 1 instead of 8×8.
 """
@@ -17,13 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import timm
-import torchvision.models as tvm
 from timm.models import FeatureListNet
 from torch import nn
 
 from ..attention.registry import get_attention_info, list_attention
-from .adapters.mobilenetv2 import MobileNetV2Adapter, pretrained_cfg
 from .checkpoint import load_checkpoint
+from .mobilenetv2 import TimmMobileNetV2
 from .placement import attach
 
 __all__ = [
@@ -73,10 +73,7 @@ def cifar_stem(model: nn.Module) -> nn.Module:
 def _mobilenet_v2(num_classes: int, stem: str = "imagenet", **kwargs: Any) -> nn.Module:
     if stem != "imagenet":
         raise ValueError(f"stem={stem!r} is for ResNets; MobileNetV2 has only its own stem (stem='imagenet').")
-    model = tvm.mobilenet_v2(weights=None, num_classes=num_classes, **kwargs)
-    model.feature_info = MobileNetV2Adapter().feature_info(model)
-    model.pretrained_cfg = pretrained_cfg(num_classes)
-    return model
+    return TimmMobileNetV2(num_classes=num_classes, **kwargs)
 
 
 BACKBONES: dict[str, Callable[..., nn.Module]] = {
