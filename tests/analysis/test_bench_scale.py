@@ -22,6 +22,22 @@ def test_bench_side_by_side() -> None:
     assert "× first" in bench_table(results)
 
 
+def test_bench_runtimes_side_by_side_in_one_run(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bench", "resnet18_se", "--runtime", "eager,compile,onnxruntime", "--img-size", "32",
+            "--batch-size", "2", "--repeats", "2", "--warmup", "1", "--no-memory", "--json"]  # fmt: skip
+    assert main(argv) == 0
+    results = json.loads(capsys.readouterr().out)["results"]
+    assert [(r["model"], r["runtime"]) for r in results] == [
+        ("resnet18_se", rt) for rt in ("eager", "compile", "onnxruntime")
+    ]
+    assert all(r["median_ms"] > 0 for r in results) and results[0]["ratio"] == 1.0
+    assert len({r["params"] for r in results}) == 1  # the same model in each runtime
+    with pytest.raises(ValueError, match="onnxruntime times fp32 inference"):
+        bench(["resnet18"], img_size=32, mode="train", runtimes=["onnxruntime"], memory=False)
+    with pytest.raises(ValueError, match="unknown runtime 'tensorrt'"):
+        bench(["resnet18"], img_size=32, runtimes=["tensorrt"], memory=False)
+
+
 def test_bench_train_mode_with_amp_and_channels_last() -> None:
     results = bench(
         ["resnet18_das"],

@@ -1,18 +1,23 @@
 """``cnnattn bench``: latency, throughput and peak memory of several models, side by side.
 
 All models are timed in one process, interleaved round-robin after a shared warm-up (medians and
-quartiles); CUDA work is synchronised. With ``detector`` each name is a backbone of that torchvision detector
-(built by :func:`~cnnattn.models.create_detector` at ``img_size`` for both min and max size, its default
+quartiles); CUDA work is synchronised. ``runtimes`` times each model in several runtimes in the same
+interleaved run: ``eager`` PyTorch, ``compile`` (``torch.compile``, inductor; the warm-up compiles) and
+``onnxruntime`` (the model exported to ONNX and run in an onnxruntime CPU session; inference only). With
+``detector`` each name is a backbone of that torchvision detector (built by
+:func:`~cnnattn.models.create_detector` at ``img_size`` for both min and max size, its default
 ``trainable_layers``); a training step then sums the detector's losses on one centred box per image.
 Peak memory: CUDA max allocated during one step, or on CPU the growth of peak resident memory over one step
-measured in a fresh process per model.
+measured in a fresh process per model (eager entries only).
 """
 
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -24,9 +29,10 @@ from .complexity import count_macs, count_params
 from .isolated import run_isolated
 from .timing import peak_rss_bytes, rss_baseline, time_interleaved
 
-__all__ = ["BenchResult", "bench", "bench_model", "bench_table"]
+__all__ = ["RUNTIMES", "BenchResult", "bench", "bench_model", "bench_table"]
 
 MODES = ("infer", "train")
+RUNTIMES = ("eager", "compile", "onnxruntime")
 
 
 @dataclass
@@ -48,6 +54,12 @@ class BenchResult:
     peak_memory_mb: float | None = None
     ratio: float = 1.0
     detector: str | None = None
+    runtime: str = "eager"
+
+    @property
+    def label(self) -> str:
+        """The model, with its runtime unless eager."""
+        return self.model if self.runtime == "eager" else f"{self.model} ({self.runtime})"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -125,6 +137,28 @@ def _prepare(
     return (torch.compile(model) if compile else model), x
 
 
+def _check_runtimes(runtimes: Sequence[str], mode: str, amp: bool, device: str, detector: str | None) -> None:
+    """ValueError for a runtime that does not exist or cannot run this request."""
+    for runtime in runtimes:
+        if runtime not in RUNTIMES:
+            raise ValueError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}.")
+    if "onnxruntime" in runtimes and (mode != "infer" or amp or detector or not device.startswith("cpu")):
+        raise ValueError(
+            "runtime onnxruntime times fp32 inference of classifiers on the CPU: use --mode infer and --device cpu, "
+            "without --amp or --detector."
+        )
+
+
+def _onnxruntime_step(model: nn.Module, x: torch.Tensor, path: Path) -> Callable[[], None]:
+    """One inference of ``model`` exported to ONNX at ``path`` (fixed input shape) in an onnxruntime CPU
+    session."""
+    from ..deploy.export import write_onnx
+
+    with torch.no_grad():
+        run = write_onnx(model.eval(), x, path)
+    return lambda: run(x)
+
+
 def cpu_step_memory(
     name: str,
     batch_size: int,
@@ -159,21 +193,35 @@ def bench(
     memory: bool = True,
     num_classes: int = 1000,
     detector: str | None = None,
+    runtimes: Sequence[str] | None = None,
 ) -> list[BenchResult]:
     """Benchmark cnnattn/timm model names side by side (see module docs); models get ``num_classes`` outputs.
-    ``detector`` (``fasterrcnn``, ``retinanet``, ``fcos``): time that detector on each backbone name instead."""
+    ``detector`` (``fasterrcnn``, ``retinanet``, ``fcos``): time that detector on each backbone name instead.
+    ``runtimes``: any of ``RUNTIMES``, each model in each (default: ``compile`` if ``compile`` else ``eager``);
+    peak memory is measured for eager entries only."""
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("device 'cuda' requested but no CUDA device is available; use --device cpu.")
+    runtimes = list(runtimes or (["compile"] if compile else ["eager"]))
+    _check_runtimes(runtimes, mode, amp, device, detector)
     dev = torch.device(device)
+    entries = [(name, runtime) for name in names for runtime in runtimes]
     prepared = {
-        name: _prepare(name, batch_size, img_size, device, channels_last, compile, num_classes, detector)
-        for name in names
+        (name, runtime): _prepare(
+            name, batch_size, img_size, device, channels_last, runtime == "compile", num_classes, detector
+        )
+        for name, runtime in entries
     }
-    steps = {name: make_step(model, x, mode, amp, detector is not None) for name, (model, x) in prepared.items()}
+    with tempfile.TemporaryDirectory(prefix="cnnattn-bench-") as folder:  # the ONNX files, loaded into sessions
+        steps = {
+            entry: _onnxruntime_step(model, x, Path(folder, f"{i}.onnx"))
+            if entry[1] == "onnxruntime"
+            else make_step(model, x, mode, amp, detector is not None)
+            for i, (entry, (model, x)) in enumerate(prepared.items())
+        }
     timings = time_interleaved(steps, warmup=warmup, repeats=repeats, device=dev)
     results = []
-    for name, (model, _) in prepared.items():
-        t = timings[name]
+    for (name, runtime), (model, _) in prepared.items():
+        t = timings[(name, runtime)]
         plain = getattr(model, "_orig_mod", model)
         results.append(
             BenchResult(
@@ -190,13 +238,14 @@ def bench(
                 count_params(plain),
                 count_macs(plain, (3, img_size, img_size)),
                 detector=detector,
+                runtime=runtime,
             )
         )
     if memory:
         for result in results:
-            result.peak_memory_mb = _peak_memory(
-                result, channels_last, amp, steps[result.model], dev, num_classes, detector
-            )
+            if result.runtime == "eager":
+                step = steps[(result.model, result.runtime)]
+                result.peak_memory_mb = _peak_memory(result, channels_last, amp, step, dev, num_classes, detector)
     for result in results:
         result.ratio = result.median_ms / results[0].median_ms
     return results
@@ -235,7 +284,7 @@ def bench_table(results: Sequence[BenchResult]) -> str:
     """Markdown table of results (one row per model and batch size)."""
     rows = [
         (
-            r.model,
+            r.label,
             r.batch_size,
             f"{r.params / 1e6:.2f}",
             f"{r.macs / 1e9:.3f}",

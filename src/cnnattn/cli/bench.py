@@ -6,7 +6,7 @@ import argparse
 import json
 
 from ..models.detection import DETECTORS
-from .common import int_list
+from .common import int_list, str_list
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -23,7 +23,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--mode", choices=("infer", "train"), default="infer")
     parser.add_argument("--channels-last", action="store_true")
-    parser.add_argument("--compile", action="store_true", help="torch.compile each model (first runs compile)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile each model (same as --runtime compile)")
+    parser.add_argument(
+        "--runtime",
+        type=str_list,
+        help="comma list of eager, compile (inductor), onnxruntime (ONNX export, CPU inference): each model in each, "
+        "side by side in one interleaved run",
+    )
     parser.add_argument("--amp", action="store_true", help="autocast: bfloat16 on CPU, float16 on CUDA")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=10)
@@ -53,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
             memory=not args.no_memory,
             num_classes=args.num_classes or (91 if args.detector else 1000),
             detector=args.detector,
+            runtimes=args.runtime,
         )
     ]
     if args.json:

@@ -65,8 +65,10 @@ def _check_shapes(shape: tuple[int, ...], dynamic_batch: bool, dynamic_size: boo
     return shapes
 
 
-def _write_onnx(model: nn.Module, x: torch.Tensor, path: Path, dynamic: tuple | None, opset: int | None
-                ) -> Callable[[torch.Tensor], np.ndarray]:  # fmt: skip
+def write_onnx(model: nn.Module, x: torch.Tensor, path: Path, dynamic: tuple | None = None, opset: int | None = None
+               ) -> Callable[[torch.Tensor], np.ndarray]:  # fmt: skip
+    """Export ``model`` at the example ``x`` to ONNX (dynamo exporter) and return a runner of the file in an
+    onnxruntime CPU session: (B, C, H, W) tensor → output array."""
     import onnxruntime
 
     torch.onnx.export(model, (x,), str(path), dynamo=True, dynamic_shapes=dynamic, opset_version=opset,
@@ -146,7 +148,7 @@ def export(
         if format == "onnx":
             import onnxruntime
 
-            run, runtime = _write_onnx(model, x, path, dynamic, opset), f"onnxruntime {onnxruntime.__version__}"
+            run, runtime = write_onnx(model, x, path, dynamic, opset), f"onnxruntime {onnxruntime.__version__}"
         elif format == "pt2":
             run, runtime = _write_pt2(model, x, path, dynamic, strict), f"torch.export.load (torch {torch.__version__})"
         else:
