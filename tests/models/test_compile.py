@@ -90,3 +90,22 @@ def test_models_compiled_in_one_process_each_run_and_train_their_own_attention()
 @pytest.mark.slow
 def test_same_with_inductor() -> None:
     _compile_every_attention_after_the_plain_model("inductor")
+
+
+@pytest.mark.parametrize("attention", [i.name for i in list_attention()])
+def test_every_attention_module_compiles_as_one_graph_without_a_recompile_per_batch_size(attention: str) -> None:
+    """``fullgraph=True``: a graph break raises. Batch 2 compiles a static graph, batch 3 the dynamic one that
+    batches 4 and 5 reuse (AW's batched path included)."""
+    from cnnattn.analysis.scaling import build_layer
+
+    torch._dynamo.reset()
+    layer = build_layer(attention, 16).train()
+    counter = CompileCounterWithBackend("aot_eager")
+    compiled = torch.compile(layer, backend=counter, fullgraph=True)
+    for batch in (2, 3, 4, 5):
+        x = torch.randn(batch, 16, 12, 12, requires_grad=True)
+        compiled(x).square().mean().backward()
+        assert x.grad is not None and torch.isfinite(x.grad).all()
+    assert counter.frame_count <= 2, f"{attention}: {counter.frame_count} compilations for 4 batch sizes"
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), layer(x))
