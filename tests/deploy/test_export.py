@@ -27,7 +27,7 @@ def test_dynamic_batch_exports_run_and_equal_eager(tmp_path: Path, name: str, fm
     assert Path(result.path).stat().st_size > 10_000
 
 
-@pytest.mark.parametrize("name", ["resnet18_das", "resnet18_eam", "resnet18_triplet"])
+@pytest.mark.parametrize("name", ["resnet18_das", "resnet18_eam", "resnet18_triplet", "resnet18_aw"])
 def test_dynamic_size_onnx_and_pt2(tmp_path: Path, name: str) -> None:
     model = cnnattn.create_model(name, num_classes=5)
     for fmt in ("onnx", "pt2"):

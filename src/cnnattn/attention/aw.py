@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from timm.layers import make_divisible
 from torch import nn
 
+from ..ops.pooling import adaptive_avg_pool2d_matmul
 from ..ops.shapes import conv_output_size
 from .common import NotScriptable, to_factory
 from .registry import register_attention
@@ -136,7 +137,9 @@ class AWConv2d(NotScriptable, nn.Conv2d):
         """
         batch, (kh, kw) = x.shape[0], self.kernel_size
         gate = _GATES[self.gate]
-        logits = self.fc2(self.act(self.fc1(self.pool(x))))  # (B, sum(attn_sizes), k, k)
+        # Exported: the pooling windows follow the (symbolic) input size instead of the example's.
+        pooled = adaptive_avg_pool2d_matmul(x, self.kernel_size) if _exporting() else self.pool(x)
+        logits = self.fc2(self.act(self.fc1(pooled)))  # (B, sum(attn_sizes), k, k)
         if self.attention_shape == "shared":
             return gate(logits)
         group_in = self.in_channels // self.groups
