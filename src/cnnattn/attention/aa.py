@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..ops.shapes import ceil_div
 from .augmented import AugmentedConv2d, attention_channels, query_positions
 from .common import to_factory
 from .registry import register_attention
@@ -92,14 +93,16 @@ class AttentionAugmentedConv2d(AugmentedConv2d):
         batch, _, height, width = x.shape
         attn = self.attention_map(x)
         out = torch.einsum("bhqk,bhdk->bhdq", attn, v.reshape(batch, self.num_heads, -1, height * width))
-        return out.reshape(batch, self.d_v, -(-height // self.stride), -(-width // self.stride))
+        return out.reshape(batch, self.d_v, ceil_div(height, self.stride), ceil_div(width, self.stride))
 
     def _relative_logits(self, q: torch.Tensor, height: int, width: int) -> torch.Tensor:
         """S_H + S_W for queries q (B, h, d, H', W') against all H×W keys: (B, h, H'W', HW)."""
         batch, heads, _, h_out, w_out = q.shape
-        pos = {n: torch.arange(n, device=q.device) for n in (height, width)}
-        e_h = relative_embeddings(self.rel_h, query_positions(height, self.stride, q.device, torch.long), pos[height])
-        e_w = relative_embeddings(self.rel_w, query_positions(width, self.stride, q.device, torch.long), pos[width])
+        # One arange per axis, never shared when height == width: exported with symbolic sizes, a shared one
+        # would tie the width's key positions to the height's.
+        keys_h, keys_w = torch.arange(height, device=q.device), torch.arange(width, device=q.device)
+        e_h = relative_embeddings(self.rel_h, query_positions(height, self.stride, q.device, torch.long), keys_h)
+        e_w = relative_embeddings(self.rel_w, query_positions(width, self.stride, q.device, torch.long), keys_w)
         s_h = torch.einsum("bhdyx,yYd->bhyxY", q, e_h)  # (B, h, H', W', H)
         s_w = torch.einsum("bhdyx,xXd->bhyxX", q, e_w)  # (B, h, H', W', W)
         return (s_h[..., :, None] + s_w[..., None, :]).reshape(batch, heads, h_out * w_out, height * width)

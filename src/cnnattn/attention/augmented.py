@@ -16,6 +16,7 @@ import math
 import torch
 from torch import nn
 
+from ..ops.shapes import ceil_div
 from .common import NotScriptable, Query, query_rows
 
 __all__ = ["AugmentedConv2d", "attention_channels", "query_positions"]
@@ -82,7 +83,7 @@ class AugmentedConv2d(NotScriptable, nn.Module, abc.ABC):
         """What the branch applied, for pictures: ``rows``, the attention of the output position at ``query``
         ((y, x) fractions of the output grid) over the input, (..., H, W) summing to 1 (AA: (B, heads, H, W);
         EAM: (R, H, W), the same for every sample)."""
-        out_size = (-(-x.shape[-2] // self.stride), -(-x.shape[-1] // self.stride))
+        out_size = (ceil_div(x.shape[-2], self.stride), ceil_div(x.shape[-1], self.stride))
         return {"rows": query_rows(self.attention_map(x), out_size, tuple(x.shape[-2:]), query)}
 
     @abc.abstractmethod

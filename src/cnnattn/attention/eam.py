@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..ops.shapes import ceil_div
 from .augmented import AugmentedConv2d, attention_channels, query_positions
 from .common import Query, to_factory
 from .registry import register_attention
@@ -147,7 +148,7 @@ class ExplicitAttentionConv2d(AugmentedConv2d):
         if self.impl == "dense":
             attn = self.dense_map(height, width, v.device, v.dtype)  # (R, H'W', HW)
             out = heads.flatten(3) @ attn.transpose(-1, -2).unsqueeze(0)  # (B, h, c, H'W')
-            return out.view(batch, self.d_v, -(-height // self.stride), -(-width // self.stride))
+            return out.view(batch, self.d_v, ceil_div(height, self.stride), ceil_div(width, self.stride))
         a_y, a_x = self.axis_maps(height, width, v.device, v.dtype)
         rows = a_y.view(1, radii, 1, *a_y.shape[1:]) @ heads  # (B, h, c, H', W)
         out = rows @ a_x.view(1, radii, 1, *a_x.shape[1:]).transpose(-1, -2)  # (B, h, c, H', W')
