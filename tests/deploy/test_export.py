@@ -27,6 +27,16 @@ def test_dynamic_batch_exports_run_and_equal_eager(tmp_path: Path, name: str, fm
     assert Path(result.path).stat().st_size > 10_000
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in cnnattn.list_models() if n not in MODELS])
+def test_every_other_model_exports_with_dynamic_batch(tmp_path: Path, name: str) -> None:
+    """The same check over every name ``cnnattn list`` gives (the five above run by default)."""
+    model = cnnattn.create_model(name, num_classes=5)
+    for fmt in ("pt2", "onnx"):
+        result = export(model, tmp_path / f"m.{fmt}", fmt, img_size=64, dynamic_batch=True)
+        assert result.checked_shapes[1] == (3, 3, 64, 64) and result.max_abs_diff <= 1e-4
+
+
 # 96×80 gives odd maps (5 wide at stride 32): ceil divisions of symbolic sizes must round up in ONNX too.
 @pytest.mark.parametrize("name", ["resnet18_das", "resnet18_eam", "resnet18_triplet", "resnet18_aw", "resnet18_aa"])
 def test_dynamic_size_onnx_and_pt2(tmp_path: Path, name: str) -> None:

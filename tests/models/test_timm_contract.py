@@ -1,8 +1,8 @@
 """timm's checks on its own models, run on every cnnattn model: forward at the default and a smaller size,
 backward with a finite gradient on every parameter, pretrained config that resolves, reset_classifier(0),
-features_only against feature_info, FX forward and backward. Every MobileNetV2 (the backbone given timm's
-interface here) and ResNet-18 plain and with the seed modules run by default; the other names are marked slow
-(the same code on timm's own ResNets)."""
+features_only against feature_info, FX forward and backward. MobileNetV2 (the backbone given timm's interface
+here) and ResNet-18, plain and with the three seed modules, run by default; every other name is marked slow (the
+same checks; `pytest -m slow`)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,8 @@ from torch import nn
 import cnnattn
 
 SMALL = 96  # px: every stage keeps ≥ 3×3 maps
-FAST = {"resnet18", "resnet18_das", "resnet18_eam", "resnet18_aw"}
-NAMES = [
-    pytest.param(n, marks=[] if n in FAST or n.startswith("mobilenetv2") else [pytest.mark.slow])
-    for n in cnnattn.list_models()
-]
+FAST = {f"{backbone}{seed}" for backbone in ("resnet18", "mobilenetv2") for seed in ("", "_das", "_eam", "_aw")}
+NAMES = [pytest.param(n, marks=[] if n in FAST else [pytest.mark.slow]) for n in cnnattn.list_models()]
 
 
 def _loss_and_grads(model: nn.Module, x: torch.Tensor) -> None:
