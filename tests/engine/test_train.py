@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -59,24 +60,27 @@ def test_train_on_the_shared_cifar10_zip(tmp_path: Path) -> None:
 
 KILL_SCRIPT = """
 import os, signal, sys
-import lightning.pytorch as pl
-from cnnattn.engine import TrainConfig, train
+from cnnattn.cli import main
+from cnnattn.engine import preemption
 
-class KillAt(pl.Callback):
-    def on_train_batch_end(self, trainer, *args):
-        if trainer.global_step == int(sys.argv[2]):
-            os.kill(os.getpid(), signal.SIGKILL)
+out, at, how, resume = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1"
 
-config = TrainConfig(model="resnet18_se", data="builtin:digits", img_size=32, epochs=3, batch_size=16, workers=0,
-                     train_subset=96, ema_decay=0.9, warmup_epochs=1, progress=False, output=sys.argv[1])
-result = train(config, resume=sys.argv[3] == "1", callbacks=[KillAt()])
-print("RESULT", result.top1, result.top5, result.loss)
+
+def kill_at(self, trainer, *args):  # the signal arrives as from outside, after optimiser step `at`
+    if trainer.global_step == at:
+        os.kill(os.getpid(), getattr(signal, how))
+
+
+preemption.PreemptionCheckpoint.on_train_batch_end = kill_at
+sys.exit(main(["train", "--model", "resnet18_se", "--data", "builtin:digits", "--img-size", "32", "--epochs", "3",
+               "--batch-size", "16", "--workers", "0", "--train-subset", "96", "--ema-decay", "0.9",
+               "--warmup-epochs", "1", "--no-progress", "--output", out, "--json", *(["--resume"] if resume else [])]))
 """
 
 
-def _run_kill_script(out: Path, kill_at: int, resume: bool) -> subprocess.CompletedProcess:
+def _run_kill_script(out: Path, kill_at: int = -1, how: str = "SIGKILL", resume: bool = False):
     return subprocess.run(
-        [sys.executable, "-c", KILL_SCRIPT, str(out), str(kill_at), "1" if resume else "0"],
+        [sys.executable, "-c", KILL_SCRIPT, str(out), str(kill_at), how, "1" if resume else "0"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -84,18 +88,54 @@ def _run_kill_script(out: Path, kill_at: int, resume: bool) -> subprocess.Comple
     )
 
 
-def test_killed_run_resumes_to_the_same_result(tmp_path: Path) -> None:
+def _final_weights(out: Path) -> dict[str, torch.Tensor]:
+    return load_training_checkpoint(out / "checkpoints" / "last.ckpt")["state_dict"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> tuple[dict, dict[str, torch.Tensor]]:
+    """The run that nothing stops: its results.json and final weights."""
+    out = tmp_path_factory.mktemp("whole")
+    done = _run_kill_script(out)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1]), _final_weights(out)
+
+
+def _assert_same_run(resumed: subprocess.CompletedProcess, out: Path, uninterrupted) -> None:
+    result, weights = uninterrupted
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    again = json.loads(resumed.stdout.strip().splitlines()[-1])
+    assert [again[k] for k in ("top1", "top5", "loss")] == [result[k] for k in ("top1", "top5", "loss")]
+    other = _final_weights(out)
+    assert weights.keys() == other.keys() and all(torch.equal(weights[k], other[k]) for k in weights)
+
+
+def test_killed_run_resumes_to_the_same_result(tmp_path: Path, uninterrupted) -> None:
     """SIGKILL in the middle of epoch 2 (step 9 of 6 per epoch), resume: same metrics and weights as no kill."""
-    whole = _run_kill_script(tmp_path / "whole", -1, False)
-    killed = _run_kill_script(tmp_path / "cut", 9, False)
-    assert killed.returncode == -9 and "RESULT" not in killed.stdout
-    assert load_training_checkpoint(tmp_path / "cut" / "checkpoints" / "last.ckpt")["epoch"] == 0  # epoch 1 done
-    resumed = _run_kill_script(tmp_path / "cut", -1, True)
-    assert whole.returncode == 0 and resumed.returncode == 0, resumed.stderr[-2000:]
-    assert resumed.stdout.split("RESULT")[1] == whole.stdout.split("RESULT")[1]
-    a = load_training_checkpoint(tmp_path / "whole" / "checkpoints" / "last.ckpt")["state_dict"]
-    b = load_training_checkpoint(tmp_path / "cut" / "checkpoints" / "last.ckpt")["state_dict"]
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    killed = _run_kill_script(tmp_path, 9, "SIGKILL")
+    assert killed.returncode == -9 and killed.stdout == ""
+    assert load_training_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["epoch"] == 0  # epoch 1 done
+    _assert_same_run(_run_kill_script(tmp_path, resume=True), tmp_path, uninterrupted)
+
+
+@pytest.mark.parametrize(("step", "epoch", "batches"), [(9, 2, 3), pytest.param(6, 1, 6, marks=pytest.mark.slow)])
+def test_sigterm_writes_a_checkpoint_exits_143_and_resumes_exactly(
+    tmp_path: Path, uninterrupted, step: int, epoch: int, batches: int
+) -> None:
+    """SIGTERM (a scheduler's preemption) in step 9 (epoch 2, 6 batches per epoch) or in the last batch of epoch 1:
+    a checkpoint of that point, exit 143 with a one-line message saying how to resume; --resume ends as if never
+    stopped."""
+    stopped = _run_kill_script(tmp_path, step, "SIGTERM")
+    assert stopped.returncode == 143 and stopped.stdout == ""
+    message = stopped.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in stopped.stderr
+    assert message == (
+        f"cnnattn train: stopped by SIGTERM; {tmp_path / 'checkpoints' / 'last.ckpt'} holds the run at epoch {epoch}, "
+        f"after {batches} of its batches. Continue it with the same command plus --resume --output {tmp_path}."
+    )
+    state = load_training_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
+    assert state["epoch"] == epoch - 1 and state["global_step"] == step
+    _assert_same_run(_run_kill_script(tmp_path, resume=True), tmp_path, uninterrupted)
 
 
 class PoisonWeights(pl.Callback):
@@ -124,6 +164,40 @@ def test_a_finished_run_is_never_overwritten(tmp_path: Path) -> None:
         train(config)
     with pytest.raises(FileNotFoundError, match="nothing to resume"):
         train(config.replace(output=str(tmp_path / "other")), resume=True)
+
+
+CLI_TINY = ["train", "--data", "builtin:digits", "--img-size", "32", "--batch-size", "16", "--workers", "0",
+            "--train-subset", "32", "--no-progress", "--no-tensorboard"]  # fmt: skip
+
+
+def test_an_output_folder_that_cannot_be_written_is_a_one_line_error_before_training(tmp_path: Path, capsys) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main([*CLI_TINY, "--output", str(blocker / "run")]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and captured.out == ""
+    assert captured.err.startswith(f"cnnattn train: error: cannot write to the output folder {blocker / 'run'} (")
+    assert captured.err.rstrip().endswith("choose another --output.")
+
+
+def test_a_failed_checkpoint_write_keeps_the_previous_one_and_stops_clearly(tmp_path: Path, capsys, monkeypatch):
+    """The disk fills up after epoch 1's checkpoints: epoch 2's write fails, last.ckpt of epoch 1 stays loadable."""
+    real_save, calls = torch.save, []
+
+    def save_until_the_disk_is_full(obj, f) -> None:
+        calls.append(1)
+        if len(calls) > 2:  # best.ckpt and last.ckpt of epoch 1 fit
+            f.write(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(obj, f)
+
+    monkeypatch.setattr(torch, "save", save_until_the_disk_is_full)
+    assert main([*CLI_TINY, "--epochs", "3", "--output", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "(No space left on device); the previous one there is intact." in err and "--resume" in err
+    assert load_training_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["epoch"] == 0
+    assert not list((tmp_path / "checkpoints").glob(".*.tmp"))  # no partial file left behind
 
 
 def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path: Path, monkeypatch) -> None:

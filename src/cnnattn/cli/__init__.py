@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from ..engine.errors import NonFiniteLossError
+from ..engine.errors import CheckpointWriteError, NonFiniteLossError, TrainingInterrupted
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -52,7 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, NonFiniteLossError) as err:
+    except TrainingInterrupted as err:
+        print(f"cnnattn {args.command}: {err}", file=sys.stderr)
+        return err.exit_code
+    except (ValueError, FileNotFoundError, NonFiniteLossError, CheckpointWriteError) as err:
         print(f"cnnattn {args.command}: error: {err}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader left (e.g. `cnnattn list | head`): stop quietly

@@ -79,10 +79,24 @@ def collate_skipping_bad(batch: list) -> tuple[torch.Tensor, torch.Tensor] | Non
 
 
 class EpochShardSampler(DistributedSampler):
-    """``DistributedSampler`` that yields ``(epoch, index)`` keys; its shuffle depends only on seed and epoch."""
+    """``DistributedSampler`` that yields ``(epoch, index)`` keys; its shuffle depends only on seed and epoch.
+
+    :meth:`resume_at` makes the next pass over a given epoch start after the samples already trained (a run
+    resumed from a checkpoint written in the middle of that epoch); later passes are whole again.
+    """
+
+    _resume: tuple[int, int] | None = None
+
+    def resume_at(self, epoch: int, samples_done: int) -> None:
+        """Skip the first ``samples_done`` samples of this process's shard the next time ``epoch`` is drawn."""
+        self._resume = (epoch, samples_done)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        return ((self.epoch, int(i)) for i in super().__iter__())
+        indices = [int(i) for i in super().__iter__()]
+        if self._resume is not None and self._resume[0] == self.epoch:
+            indices = indices[self._resume[1] :]
+            self._resume = None
+        return ((self.epoch, i) for i in indices)
 
 
 class NamedSubset(torch.utils.data.Subset):

@@ -9,6 +9,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from ..utils import atomic_write
+from .errors import CheckpointWriteError
 
 __all__ = ["AtomicCheckpointIO", "atomic_torch_save", "load_training_checkpoint"]
 
@@ -33,7 +34,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning checkpoint I/O: atomic writes (temp file + rename), ``weights_only=True`` reads."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
-        atomic_torch_save(checkpoint, path)
+        try:
+            atomic_torch_save(checkpoint, path)
+        except OSError as err:
+            raise CheckpointWriteError(
+                f"could not write the checkpoint {path} ({err.strerror or err}); the previous one there is intact. "
+                "Free disk space (or fix the folder's permissions) and continue with --resume."
+            ) from None
 
     def load_checkpoint(self, path: str | Path, map_location: Any = None, weights_only: bool | None = None) -> dict:
         return load_training_checkpoint(path, map_location or "cpu")

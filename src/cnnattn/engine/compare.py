@@ -34,6 +34,7 @@ from ..models import parse_model_name
 from ..utils import atomic_write_text, format_table
 from ..visualize.localization import LOCALIZATION_KEYS
 from .config import DEFAULT_ATTENTIONS, TrainConfig
+from .errors import TrainingInterrupted
 from .history import epoch_curve
 from .training import TrainResult, build_model, train
 
@@ -180,7 +181,12 @@ def _run(config: TrainConfig, label: str, say: Report) -> tuple[TrainResult, boo
     say(f"{label}: {'resuming' if resume else 'training'} in {output}")
     if config.compile:  # a fresh compile cache per run: Dynamo stops compiling a function after 8 architectures
         torch._dynamo.reset()
-    return train(config, resume=resume, label=label), False
+    try:
+        return train(config, resume=resume, label=label), False
+    except TrainingInterrupted as err:
+        raise TrainingInterrupted(
+            f"{label}: {err.state}", "Run the same compare command again: finished runs are reused, this one resumes."
+        ) from None
 
 
 class _Remaining:

@@ -2,7 +2,7 @@
 
 Output folder layout::
 
-    <output>/checkpoints/last.ckpt   end of the latest epoch (resume from here)
+    <output>/checkpoints/last.ckpt   end of the latest epoch, or the batch where SIGTERM stopped it (resume here)
     <output>/checkpoints/best.ckpt   best validation top-1 (classification) or AP (detection)
     <output>/logs/version_<n>/metrics.csv   CSV log, one version per start or resume
     <output>/tensorboard/version_<n>/       TensorBoard log
@@ -13,6 +13,7 @@ Output folder layout::
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -33,7 +34,9 @@ from ..utils import atomic_write_text
 from .checkpoint_io import AtomicCheckpointIO
 from .config import PRECISIONS, TrainConfig
 from .detector_module import DetectorModule
+from .errors import TrainingInterrupted
 from .module import ClassifierModule, RecipeModule
+from .preemption import PreemptionCheckpoint, SIGTERMException
 from .progress import progress_callbacks
 
 __all__ = ["TrainResult", "build_model", "default_output", "train"]
@@ -125,7 +128,9 @@ def _precision(config: TrainConfig, accelerator: str) -> str:
 
 
 def _check_output(output: Path, resume: bool) -> Path | None:
-    """The checkpoint to resume from (or None); refuses to overwrite an earlier run's checkpoints."""
+    """The checkpoint to resume from (or None); refuses to overwrite an earlier run's checkpoints, and to start
+    where nothing can be written."""
+    _check_writable(output)
     last = output / "checkpoints" / "last.ckpt"
     if resume:
         if not last.is_file():
@@ -136,6 +141,17 @@ def _check_output(output: Path, resume: bool) -> Path | None:
             f"{output} already holds a run ({last}); pass --resume to continue it or choose another --output."
         )
     return None
+
+
+def _check_writable(output: Path) -> None:
+    """ValueError before any training when ``output`` cannot be created or written to."""
+    try:
+        (output / "checkpoints").mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=output / "checkpoints").close()
+    except OSError as err:
+        raise ValueError(
+            f"cannot write to the output folder {output} ({err.strerror or err}); choose another --output."
+        ) from None
 
 
 def _trainer(config: TrainConfig, output: Path, callbacks: Sequence[Callback], label: str) -> pl.Trainer:
@@ -161,7 +177,7 @@ def _trainer(config: TrainConfig, output: Path, callbacks: Sequence[Callback], l
         max_time={"minutes": config.max_minutes} if config.max_minutes else None,
         gradient_clip_val=config.grad_clip,
         use_distributed_sampler=False,  # the data modules shard with their own seeded sampler
-        callbacks=[best, last, *stopping, *progress, *callbacks],
+        callbacks=[best, last, PreemptionCheckpoint(folder / "last.ckpt"), *stopping, *progress, *callbacks],
         logger=loggers,
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=any(isinstance(c, ProgressBar) for c in progress),
@@ -201,8 +217,24 @@ def train(
     with warnings.catch_warnings():
         for pattern in NOISY_WARNINGS:
             warnings.filterwarnings("ignore", pattern)
-        trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+        try:
+            trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+        except SIGTERMException:
+            raise _interrupted(trainer, output) from None
     return _result(trainer, output, time.perf_counter() - start)
+
+
+def _interrupted(trainer: pl.Trainer, output: Path) -> TrainingInterrupted:
+    """Where a run stopped by SIGTERM stands, and how to continue it."""
+    preemption = next(c for c in trainer.callbacks if isinstance(c, PreemptionCheckpoint))
+    if not preemption.checkpoint.is_file():
+        return TrainingInterrupted("stopped by SIGTERM before its first checkpoint.", "Nothing to resume: start again.")
+    epoch, batches = preemption.saved_at or (trainer.current_epoch, 0)
+    return TrainingInterrupted(
+        f"stopped by SIGTERM; {preemption.checkpoint} holds the run at epoch {epoch + 1}, after {batches} of its "
+        "batches.",
+        f"Continue it with the same command plus --resume --output {output}.",
+    )
 
 
 def _data(config: TrainConfig) -> tuple[ClassificationData | DetectionData, TrainConfig]:
