@@ -1,34 +1,37 @@
-"""Classification data: recognised layouts, built-in sets, transforms and the Lightning data module."""
+"""Classification and detection data: recognised layouts, built-in sets, image reading, transforms and the
+Lightning data modules.
 
-from .builtin import cluttered_digits, digits
-from .detection import DetectionRecord, DetectionSet, open_detection
-from .errors import DataError
-from .fine_grained import CUB200, StanfordDogs
-from .loading import EpochShardSampler, LoadedView, collate_skipping_bad
-from .module import ClassificationData, DetectionData
-from .sources import LAYOUTS, DatasetSource, open_dataset, resolve_source
-from .transforms import build_transform
-from .zip_folder import IMG_EXTENSIONS, ZipImageFolder
+Names are imported on first use, so the light parts (image reading, layouts) load without Lightning.
+"""
 
-__all__ = [
-    "CUB200",
-    "IMG_EXTENSIONS",
-    "LAYOUTS",
-    "ClassificationData",
-    "DataError",
-    "DatasetSource",
-    "DetectionData",
-    "DetectionRecord",
-    "DetectionSet",
-    "EpochShardSampler",
-    "LoadedView",
-    "StanfordDogs",
-    "ZipImageFolder",
-    "build_transform",
-    "cluttered_digits",
-    "collate_skipping_bad",
-    "digits",
-    "open_dataset",
-    "open_detection",
-    "resolve_source",
-]
+from __future__ import annotations
+
+from ..utils import lazy_exports
+
+_EXPORTS = {
+    "cluttered_digits": ".builtin",
+    "digits": ".builtin",
+    "DetectionRecord": ".detection",
+    "DetectionSet": ".detection",
+    "open_detection": ".detection",
+    "DataError": ".errors",
+    "read_rgb": ".images",
+    "CUB200": ".fine_grained",
+    "StanfordDogs": ".fine_grained",
+    "EpochShardSampler": ".loading",
+    "LoadedView": ".loading",
+    "SkippedImageWarning": ".loading",
+    "collate_skipping_bad": ".loading",
+    "ClassificationData": ".module",
+    "DetectionData": ".module",
+    "LAYOUTS": ".sources",
+    "DatasetSource": ".sources",
+    "open_dataset": ".sources",
+    "resolve_source": ".sources",
+    "build_transform": ".transforms",
+    "IMG_EXTENSIONS": ".zip_folder",
+    "ZipImageFolder": ".zip_folder",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

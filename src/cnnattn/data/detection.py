@@ -30,11 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from .errors import DataError
+from .images import read_rgb
 from .zip_folder import IMG_EXTENSIONS
 
 __all__ = [
@@ -272,8 +273,7 @@ class DetectionImages(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> tuple[Image.Image, dict[str, torch.Tensor]]:
         record = self.dataset.records[index]
-        with Image.open(record.image) as file:
-            image = ImageOps.exif_transpose(file).convert("RGB")
+        image = read_rgb(record.image)
         target = record.target()
         target["boxes"] = tv_tensors.BoundingBoxes(target["boxes"], format="XYXY", canvas_size=image.size[::-1])
         return image, target

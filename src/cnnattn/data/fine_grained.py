@@ -6,9 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from PIL import Image
 
 from .errors import DataError
+from .images import read_rgb
 
 __all__ = ["CUB200", "CUB_LAYOUT", "STANFORD_DOGS_LAYOUT", "FileListDataset", "StanfordDogs"]
 
@@ -31,8 +31,7 @@ class FileListDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> tuple[object, int]:
         path, label = self.samples[index]
-        with Image.open(path) as image:
-            image = image.convert("RGB")
+        image = read_rgb(path)
         return (self.transform(image) if self.transform else image), label
 
 

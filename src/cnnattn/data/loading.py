@@ -19,10 +19,25 @@ from torch.utils.data import DistributedSampler, default_collate
 
 from .errors import DataError
 
-__all__ = ["EpochShardSampler", "LoadedView", "NamedSubset", "collate_skipping_bad", "describe_sample"]
+__all__ = [
+    "EpochShardSampler",
+    "LoadedView",
+    "NamedSubset",
+    "SkippedImageWarning",
+    "collate_skipping_bad",
+    "describe_sample",
+]
 
 OnBadImage = Literal["skip", "error"]
 READ_ERRORS = (OSError, ValueError, SyntaxError, EOFError, zipfile.BadZipFile, struct.error)
+
+
+class SkippedImageWarning(UserWarning):
+    """An unreadable image was skipped. Shown for every file (Python's default shows a warning once per line of
+    code, which would name only the first bad file and skip the rest in silence)."""
+
+
+warnings.simplefilter("always", SkippedImageWarning)
 
 
 def describe_sample(dataset: torch.utils.data.Dataset, index: int) -> str:
@@ -65,7 +80,7 @@ class LoadedView(torch.utils.data.Dataset):
             where = describe_sample(self.dataset, index)
             if self.on_bad_image == "error":
                 raise DataError(f"cannot read {where}: {err} (use on_bad_image='skip' to skip such files).") from None
-            warnings.warn(f"skipping unreadable image {where}: {err}", stacklevel=2)
+            warnings.warn(f"skipping unreadable image {where}: {err}", SkippedImageWarning, stacklevel=2)
             return None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(hash((self.seed, epoch, index)) & 0x7FFF_FFFF_FFFF_FFFF)

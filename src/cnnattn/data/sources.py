@@ -23,6 +23,7 @@ from .builtin import BUILTIN_DATASETS
 from .cifar import CIFARPython
 from .errors import DataError
 from .fine_grained import CUB200, CUB_LAYOUT, STANFORD_DOGS_LAYOUT, StanfordDogs
+from .images import read_rgb
 from .zip_folder import ZipImageFolder
 
 __all__ = ["LAYOUTS", "DatasetSource", "open_dataset", "resolve_source"]
@@ -84,7 +85,7 @@ def _eval_folder(root: Path) -> str:
 
 def _image_folder(root: Path) -> ImageFolder:
     try:
-        return ImageFolder(str(root))
+        return ImageFolder(str(root), loader=read_rgb)
     except (FileNotFoundError, RuntimeError) as err:
         raise DataError(f"{root}: {err} (expected <class>/<image> folders).") from None
 

@@ -11,6 +11,9 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from .errors import DataError
+from .images import read_rgb
+
 __all__ = ["IMG_EXTENSIONS", "ZipImageFolder"]
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -36,13 +39,20 @@ class ZipImageFolder(torch.utils.data.Dataset):
                 f"{split}/<class>/<image> entries (ImageFolder layout)."
             )
         with zipfile.ZipFile(self.path) as archive:
-            names = [n for n in archive.namelist() if n.lower().endswith(IMG_EXTENSIONS)]
+            every = archive.namelist()
+        names = [n for n in every if n.lower().endswith(IMG_EXTENSIONS)]
         parts = [n.split("/") for n in names]
         entries = sorted(n for n, p in zip(names, parts, strict=True) if len(p) == 3 and p[0] == split)
         if not entries:
             splits = sorted({p[0] for p in parts if len(p) == 3})
             raise FileNotFoundError(f"{self.path}: no images under {split}/<class>/; splits found: {splits}.")
         self.classes: list[str] = sorted({n.split("/")[1] for n in entries})
+        folders = {p[1] for p in (n.split("/") for n in every) if len(p) >= 3 and p[0] == split and p[1]}
+        if empty := sorted(folders - set(self.classes)):
+            raise DataError(
+                f"{self.path}: class folder(s) {', '.join(empty)} under {split}/ hold no images "
+                f"({', '.join(IMG_EXTENSIONS)}); add images or remove the folder(s)."
+            )
         self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
         self.samples: list[tuple[str, int]] = [(n, self.class_to_idx[n.split("/")[1]]) for n in entries]
         self.targets = [t for _, t in self.samples]
@@ -64,7 +74,7 @@ class ZipImageFolder(torch.utils.data.Dataset):
     def load_image(self, index: int) -> Image.Image:
         """The RGB image of sample ``index``."""
         with self._open().open(self.samples[index][0]) as f:
-            return Image.open(io.BytesIO(f.read())).convert("RGB")
+            return read_rgb(io.BytesIO(f.read()))
 
     def __getitem__(self, index: int) -> tuple[object, int]:
         image = self.load_image(index)

@@ -5,8 +5,7 @@ Names are imported on first use, so ``cnnattn.engine.config`` (the recipe) loads
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..utils import lazy_exports
 
 _EXPORTS = {
     "AtomicCheckpointIO": ".checkpoint_io",
@@ -15,6 +14,7 @@ _EXPORTS = {
     "load_config": ".config",
     "parse_overrides": ".config",
     "NonFiniteLossError": ".errors",
+    "TrainingInterrupted": ".errors",
     "ClassifierModule": ".module",
     "TrainResult": ".training",
     "build_model": ".training",
@@ -24,11 +24,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from ..models.checkpoint import safe_torch_load
 from ..utils import atomic_write
 from .errors import CheckpointWriteError
 
@@ -19,15 +20,23 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     atomic_write(path, lambda f: torch.save(obj, f))
 
 
+TRAINING_CHECKPOINT = "a checkpoint written by `cnnattn train` (runs/<run>/checkpoints/last.ckpt or best.ckpt)"
+
+
 def load_training_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
-    """A checkpoint written by ``cnnattn train``, loaded with ``weights_only=True`` (tensors and plain data)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found.")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path}: not a readable cnnattn checkpoint ({type(err).__name__}: {err}).") from None
+    """A checkpoint written by ``cnnattn train``, loaded with ``weights_only=True`` (tensors and plain data).
+
+    ValueError naming the file for anything else: garbage, truncated, pickled objects, a bare state dict."""
+    state = safe_torch_load(path, TRAINING_CHECKPOINT, map_location)
+    if not isinstance(state, dict) or "state_dict" not in state:
+        kind = "a state dict of model weights" if _is_state_dict(state) else f"a {type(state).__name__}"
+        hint = " (start training from it with --init-checkpoint)" if _is_state_dict(state) else ""
+        raise ValueError(f"{path}: it holds {kind}{hint}; expected {TRAINING_CHECKPOINT}.")
+    return state
+
+
+def _is_state_dict(obj: object) -> bool:
+    return isinstance(obj, dict) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

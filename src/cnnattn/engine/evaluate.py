@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import ClassificationData, DataError, DetectionData
-from .checkpoint_io import load_training_checkpoint
+from .checkpoint_io import TRAINING_CHECKPOINT, load_training_checkpoint
 from .coco_eval import coco_metrics
 from .config import TrainConfig
 from .detector_module import ordered_predictions, predict_all
@@ -47,16 +47,30 @@ def _evaluate_detection(
 def load_trained_model(checkpoint: str | Path) -> tuple[nn.Module, TrainConfig, list[str]]:
     """The model of a training checkpoint (its EMA weights when the run used EMA), its recipe and classes."""
     state = load_training_checkpoint(checkpoint)
-    if CHECKPOINT_KEY not in state or "state_dict" not in state:
-        raise ValueError(f"{checkpoint}: not a checkpoint written by `cnnattn train` (no {CHECKPOINT_KEY!r} entry).")
-    meta = state[CHECKPOINT_KEY]
-    config, classes = TrainConfig(**meta["config"]), list(meta["classes"])
+    config, classes = training_recipe(state, checkpoint)
     background = 1 if config.task == "detect" else 0  # detectors count the background as a class
     model = build_model(config.replace(init_checkpoint=None), len(classes) + background)  # weights: the checkpoint
     prefix = "ema.module." if config.ema_decay else "model."
     weights = {k.removeprefix(prefix): v for k, v in state["state_dict"].items() if k.startswith(prefix)}
-    model.load_state_dict(weights)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:
+        raise ValueError(
+            f"{checkpoint}: its weights do not fit the model its recipe names ({config.model}, {len(classes)} "
+            f"classes): {str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else err}"
+        ) from None
     return model.eval(), config, classes
+
+
+def training_recipe(state: dict, checkpoint: str | Path) -> tuple[TrainConfig, list[str]]:
+    """The recipe and class names stored in a training checkpoint; ValueError naming the file if they are not."""
+    meta = state.get(CHECKPOINT_KEY)
+    if not isinstance(meta, dict) or not {"config", "classes"} <= meta.keys():
+        raise ValueError(f"{checkpoint}: no {CHECKPOINT_KEY!r} recipe entry; expected {TRAINING_CHECKPOINT}.")
+    try:
+        return TrainConfig(**meta["config"]), list(meta["classes"])
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{checkpoint}: its recipe is not one this cnnattn version reads ({err}).") from None
 
 
 @torch.no_grad()

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 from torchvision.utils import draw_bounding_boxes
 
 from ..data import DataError
+from ..data.images import read_rgb
 from ..data.transforms import build_transform
 from ..data.zip_folder import IMG_EXTENSIONS
 from ..utils import atomic_write_text
@@ -34,12 +35,6 @@ def image_files(images: str | Path) -> list[Path]:
     if not files:
         raise DataError(f"{path}: no image files ({', '.join(IMG_EXTENSIONS)}) in this folder.")
     return files
-
-
-def _open_rgb(path: Path) -> Image.Image:
-    """Any mode (greyscale, palette, RGBA, 16-bit) as 8-bit RGB, EXIF rotation applied."""
-    with Image.open(path) as image:
-        return ImageOps.exif_transpose(image).convert("RGB")
 
 
 def _xywh(box: list[float]) -> list[float]:
@@ -79,7 +74,7 @@ def predict(
 def _detect(
     model: torch.nn.Module, path: Path, classes: list[str], ids: list[int], threshold: float, output: Path, device: str
 ) -> list[dict]:
-    pixels = pil_to_tensor(_open_rgb(path))
+    pixels = pil_to_tensor(read_rgb(path))
     found = model([(pixels.float() / 255).to(device)])[0]
     keep = found["scores"] >= threshold
     boxes, scores, labels = found["boxes"][keep].cpu(), found["scores"][keep].cpu(), found["labels"][keep].cpu()
@@ -95,7 +90,7 @@ def _detect(
 
 
 def _classify(model: torch.nn.Module, path: Path, classes: list[str], transform, device: str) -> dict:
-    probabilities = model(transform(_open_rgb(path)).unsqueeze(0).to(device)).softmax(dim=1)[0].cpu()
+    probabilities = model(transform(read_rgb(path)).unsqueeze(0).to(device)).softmax(dim=1)[0].cpu()
     top = probabilities.topk(min(5, len(classes)))
     ranked = [{"class": classes[i], "score": s} for s, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]
     return {"image": path.name, "top5": ranked}

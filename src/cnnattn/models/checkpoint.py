@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import pickle
+import re
 import warnings
 from collections.abc import Collection
 from pathlib import Path
@@ -10,8 +10,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["load_checkpoint", "load_state", "read_state_dict"]
+__all__ = ["load_checkpoint", "load_state", "read_state_dict", "safe_torch_load"]
 
+STATE_DICT_FILE = "a state dict saved as `torch.save(model.state_dict(), path)` (.pth) or as .safetensors"
 _WRAPPER_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model")
 _PREFIXES = ("module.", "model.", "_orig_mod.")
 
@@ -33,27 +34,54 @@ def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
     return obj
 
 
+def safe_torch_load(path: str | Path, expected: str, map_location: object = "cpu") -> object:
+    """``torch.load(path, weights_only=True)`` whose failures are one ValueError naming ``path``, what is wrong
+    with it and ``expected`` (what the caller wanted, e.g. "a checkpoint written by `cnnattn train`").
+
+    Torch's own messages advise re-loading with ``weights_only=False``: they are never passed on, since that runs
+    whatever code the file holds.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found (expected {expected}).")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, KeyError... for bad files
+        raise ValueError(f"{path}: {_why_unreadable(err, path)}; expected {expected}.") from None
+
+
+def _why_unreadable(err: Exception, path: Path) -> str:
+    """What a failed ``weights_only`` load says about the file, in a few words and without torch's advice."""
+    text = str(err)
+    if found := re.search(r"GLOBAL (\S+)", text):
+        return (
+            f"it holds a pickled Python object ({found.group(1)}), which cnnattn never loads since unpickling can "
+            "run code (only tensors and plain data are read)"
+        )
+    if path.stat().st_size == 0:
+        return "the file is empty"
+    if "zip archive" in text or "central directory" in text or isinstance(err, EOFError):
+        return "the file is truncated or corrupt (an interrupted copy or download?)"
+    return "not a PyTorch file"
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a state dict from ``.safetensors`` or a torch file (loaded with ``weights_only=True``).
 
     Unwraps common containers (``state_dict``, ``model``, EMA variants) and ``module.``/``model.`` prefixes.
     """
     path = Path(path)
+    if path.suffix != ".safetensors":
+        return _unwrap(safe_torch_load(path, STATE_DICT_FILE), path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path} (expected a .pth/.pt/.bin or .safetensors file).")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        raise FileNotFoundError(f"{path} not found (expected {STATE_DICT_FILE}).")
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
 
-        return load_file(str(path), device="cpu")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise ValueError(
-            f"{path} holds pickled Python objects beyond tensors and was not loaded (cnnattn loads "
-            "with weights_only=True). Re-save it as `torch.save(model.state_dict(), path)` or as "
-            f"safetensors. Details: {str(err).splitlines()[0]}"
-        ) from None
-    return _unwrap(obj, path)
+        return load_file(str(path), device="cpu")
+    except SafetensorError as err:
+        raise ValueError(f"{path}: not a readable safetensors file ({err}); expected {STATE_DICT_FILE}.") from None
 
 
 def _drop_mismatched_classifier(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -> list[str]:
@@ -91,10 +119,11 @@ def load_state(
     result = model.load_state_dict(state, strict=False)
     missing = [k for k in result.missing_keys if k not in allowed]
     if result.unexpected_keys or missing:
+        name = (getattr(model, "pretrained_cfg", None) or {}).get("architecture") or type(model).__name__
         raise ValueError(
-            f"{path} does not match the model: missing {missing[:6]} "
-            f"({len(missing)} in all), unexpected {result.unexpected_keys[:6]} "
-            f"({len(result.unexpected_keys)} in all)."
+            f"{path} does not match {name}: missing {missing[:3]} ({len(missing)} in all), unexpected "
+            f"{result.unexpected_keys[:3]} ({len(result.unexpected_keys)} in all); expected a state dict of {name} "
+            "or of its plain backbone. Is it a checkpoint of another architecture?"
         )
     return list(result.missing_keys)
 

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import nn
 from torchvision import tv_tensors
 
+from ..data.images import read_rgb
 from .capture import Maps, attention_named_modules, capture
 from .localization import spatial_map
 from .sampling import deform_layers, to_image, trace
@@ -131,8 +132,7 @@ def load_samples(images: str, img_size: int, classes: Sequence[str], max_images:
 
     samples = []
     for path in image_files(images)[:max_images]:
-        with Image.open(path) as opened:
-            image = ImageOps.exif_transpose(opened).convert("RGB")
+        image = read_rgb(path)
         label = list(classes).index(path.parent.name) if path.parent.name in classes else None
         samples.append(_sample(image, img_size, path.name, label, None))
     return samples
