@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import subprocess
 import sys
@@ -98,3 +99,34 @@ def test_a_bad_flag_value_is_one_line(capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["train", "--epochs", "three"]) == 2
     err = capsys.readouterr().err
     assert "epochs" in err and "three" in err and len(err.strip().splitlines()) == 1
+
+
+def _numeric_flags() -> list[tuple[str, argparse.Action]]:
+    """(command, action) of every flag that takes a number (recipe flags are checked by TrainConfig's RANGES)."""
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return [
+        (name, action)
+        for name, parser in commands.choices.items()
+        for action in parser._actions
+        if action.type is not None and getattr(action.type, "__name__", "") in ("int", "float", "int_list", "fraction")
+    ]
+
+
+def test_no_numeric_flag_takes_any_number() -> None:
+    """Every numeric flag has a bounded parser (``at_least`` or ``int_list``), none a bare int or float."""
+    bare = [f"{name} {action.option_strings}" for name, action in _numeric_flags() if action.type in (int, float)]
+    assert _numeric_flags() and not bare
+
+
+@pytest.mark.parametrize(("command", "action"), _numeric_flags(), ids=lambda v: getattr(v, "dest", v))
+def test_every_numeric_flag_rejects_values_out_of_range(command: str, action: argparse.Action) -> None:
+    for bad in ("-100", "0,-1" if action.type.__name__ == "int_list" else "nan", "ten"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            action.type(bad)
+
+
+def test_an_out_of_range_flag_is_an_argparse_error_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["bench", "resnet18", "--img-size", "0"])
+    assert stop.value.code == 2
+    assert "argument --img-size: must be at least 1, got 0" in capsys.readouterr().err

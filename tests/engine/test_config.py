@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cnnattn.engine import TrainConfig, load_config, parse_overrides
+from cnnattn.engine.config import RANGES
 from cnnattn.engine.schedule import WarmupSchedule
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -39,7 +40,15 @@ def test_overrides_are_coerced_to_the_field_type() -> None:
         (["epochs=many"], "setting epochs: cannot read 'many'"),
         (["opt=lamb"], r"opt must be one of \['sgd', 'adamw'\]; got 'lamb'"),
         (["precision=fp8"], "precision must be one of"),
-        (["epochs=0"], "epochs must be at least 1"),
+        (["epochs=0"], r"epochs must be in \[1, inf\); got 0"),
+        (["img_size=0"], r"img_size must be in \[1, inf\); got 0"),
+        (["epochs=2.7"], "setting epochs: cannot read 2.7"),
+        (["batch_size=true"], "setting batch_size: cannot read True"),
+        (["lr=nan"], r"lr must be in \[0, inf\); got nan"),
+        (["label_smoothing=1"], r"label_smoothing must be in \[0, 1\); got 1.0"),
+        (["trainable_layers=6"], r"trainable_layers must be in \[0, 5\]; got 6"),
+        (["seed=-1"], "seed must be in"),
+        (["augment=heavy"], "augment must be one of"),
         (["ema_decay=1.5"], "ema_decay must be in"),
         (["lr"], "override 'lr' is not key=value"),
     ],
@@ -47,6 +56,19 @@ def test_overrides_are_coerced_to_the_field_type() -> None:
 def test_bad_settings_name_the_problem(overrides: list[str], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         load_config(**parse_overrides(overrides))
+
+
+@pytest.mark.parametrize("name", sorted(RANGES))
+def test_every_numeric_setting_is_range_checked_never_replaced(name: str) -> None:
+    """A value just outside the range of each numeric setting is a ValueError naming it, from a flag's text too."""
+    low, high, low_in, _ = RANGES[name]
+    outside = (low - 1 if low_in else low) if low is not None else high + 1
+    with pytest.raises(ValueError, match=f"^{name} must be in "):
+        load_config(**{name: str(outside)})
+    inside = low + 1 if low is not None and (high is None or high - low > 1) else (low + high) / 2
+    kind = str(TrainConfig.__dataclass_fields__[name].type)
+    value = int(inside) if kind.startswith("int") else float(inside)
+    assert getattr(load_config(**{name: str(value)}), name) == value  # and a value inside is kept as given
 
 
 def test_bad_config_files(tmp_path: Path) -> None:

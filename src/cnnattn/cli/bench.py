@@ -6,19 +6,19 @@ import argparse
 import json
 
 from ..models.detection import DETECTORS
-from .common import int_list, str_list
+from .common import at_least, int_list, str_list
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("bench", help="latency, throughput and memory of models, side by side")
     parser.add_argument("models", nargs="+", help="model names; ratios are to the first")
     parser.add_argument("--batch-size", type=int_list, default=[1], help="one or more, e.g. 1,16")
-    parser.add_argument("--img-size", type=int, default=224, help="input side (a detector's min and max size)")
+    parser.add_argument("--img-size", type=at_least(1), default=224, help="input side (a detector's min and max size)")
     parser.add_argument(
         "--detector", choices=sorted(DETECTORS), help="time this detector on each MODEL as its backbone"
     )
     parser.add_argument(
-        "--num-classes", type=int, help="default 1000, or 91 with --detector (COCO, background counted)"
+        "--num-classes", type=at_least(1), help="default 1000, or 91 with --detector (COCO, background counted)"
     )
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--mode", choices=("infer", "train"), default="infer")
@@ -31,8 +31,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "side by side in one interleaved run",
     )
     parser.add_argument("--amp", action="store_true", help="autocast: bfloat16 on CPU, float16 on CUDA")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--warmup", type=at_least(0), default=3)
+    parser.add_argument("--repeats", type=at_least(1), default=10)
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(func=run)

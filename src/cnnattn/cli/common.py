@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from ..engine.config import TrainConfig, load_config, parse_overrides
 
-__all__ = ["add_recipe_flags", "int_list", "recipe", "say", "str_list"]
+__all__ = ["add_recipe_flags", "at_least", "fraction", "int_list", "recipe", "say", "str_list"]
 
 # Set per run by `compare` (variant and seed) rather than once for all runs.
 PER_RUN_SETTINGS = ("model", "output", "seed")
@@ -19,12 +20,40 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
+def at_least(low: float, kind: type = int, *, inclusive: bool = True) -> Callable[[str], Any]:
+    """An argparse ``type``: text → ``kind`` (int or float), at least ``low`` (above it if not ``inclusive``)."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            expected = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not (value >= low if inclusive else value > low):  # NaN fails both
+            raise argparse.ArgumentTypeError(f"must be {'at least' if inclusive else 'more than'} {low}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+def fraction(text: str) -> float:
+    """An argparse ``type``: a number in [0, 1]."""
+    value = at_least(0, float)(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be at most 1, got {text}")
+    return value
+
+
 def int_list(text: str) -> list[int]:
-    """``'1,16'`` → ``[1, 16]``."""
+    """``'1,16'`` → ``[1, 16]``: positive integers."""
     try:
-        return [int(v) for v in text.split(",") if v.strip()]
+        values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers of at least 1, got {text!r}")
+    return values
 
 
 def str_list(text: str) -> list[str]:

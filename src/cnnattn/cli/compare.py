@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..engine.config import COMPARE_RECIPE, DEFAULT_ATTENTIONS
-from .common import add_recipe_flags, recipe, say, str_list
+from .common import add_recipe_flags, at_least, recipe, say, str_list
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -27,8 +27,10 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--attention", type=str_list, default=list(DEFAULT_ATTENTIONS), help="comma-separated; none = plain"
     )
     parser.add_argument("--backbone", default="resnet18")
-    parser.add_argument("--seeds", type=int, default=2, help="seeds 0..K-1 for every variant")
-    parser.add_argument("--budget", type=float, help="total training minutes, shared equally by all runs")
+    parser.add_argument("--seeds", type=at_least(1), default=2, help="seeds 0..K-1 for every variant")
+    parser.add_argument(
+        "--budget", type=at_least(0, float, inclusive=False), help="total training minutes, shared equally by all runs"
+    )
     parser.add_argument("--output", default="runs/compare", help="folder of the runs and the summary")
     parser.add_argument(
         "--localization",

@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 
+from .common import at_least
+
 
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("eval", help="top-1/top-5 of a training checkpoint on a validation split")
     parser.add_argument("--checkpoint", required=True, help="a .ckpt written by `cnnattn train`")
     parser.add_argument("--data", help="dataset (default: the one the model was trained on)")
-    parser.add_argument("--img-size", type=int, help="default: the training resolution")
-    parser.add_argument("--batch-size", type=int, help="default 128; detectors: the training batch size")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--img-size", type=at_least(1), help="default: the training resolution")
+    parser.add_argument("--batch-size", type=at_least(1), help="default 128; detectors: the training batch size")
+    parser.add_argument("--workers", type=at_least(0), default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(func=run)

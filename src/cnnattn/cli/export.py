@@ -6,6 +6,7 @@ import argparse
 import json
 
 from ..deploy.export import FORMATS
+from .common import at_least
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -22,14 +23,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     source.add_argument("--checkpoint", help="a training checkpoint (its EMA weights when the run used EMA)")
     source.add_argument("--model", help="a model name (untrained), e.g. resnet18_das")
     parser.add_argument("--format", choices=FORMATS, default="onnx")
-    parser.add_argument("--img-size", type=int, help="example input side (default: the checkpoint's, else 224)")
-    parser.add_argument("--batch-size", type=int, default=2)
-    parser.add_argument("--num-classes", type=int, default=1000, help="with --model")
+    parser.add_argument("--img-size", type=at_least(1), help="example input side (default: the checkpoint's, else 224)")
+    parser.add_argument("--batch-size", type=at_least(1), default=2)
+    parser.add_argument("--num-classes", type=at_least(1), default=1000, help="with --model")
     parser.add_argument("--dynamic-batch", action="store_true", help="leave the batch size free")
     parser.add_argument("--dynamic-size", action="store_true", help="leave height and width free")
-    parser.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's)")
+    parser.add_argument("--opset", type=at_least(7), help="ONNX opset (default: the exporter's)")
     parser.add_argument("--strict", action="store_true", help="torch.export in strict mode")
-    parser.add_argument("--tolerance", type=float, default=1e-4)
+    parser.add_argument("--tolerance", type=at_least(0, float, inclusive=False), default=1e-4)
     parser.add_argument("--output", required=True, help="file to write")
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(func=run)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 
+from .common import fraction
+
 
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("predict", help="run a checkpoint on images: boxes (drawn) or top-5 classes")
     parser.add_argument("--checkpoint", required=True, help="a .ckpt written by `cnnattn train`")
     parser.add_argument("--images", required=True, help="an image file or a folder of images (searched recursively)")
     parser.add_argument("--output", required=True, help="folder for predictions.json and the drawn images")
-    parser.add_argument("--score-threshold", type=float, default=0.5, help="detectors: keep boxes scoring at least")
+    parser.add_argument("--score-threshold", type=fraction, default=0.5, help="detectors: keep boxes scoring at least")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", action="store_true", help="also print the predictions as JSON")
     parser.set_defaults(func=run)

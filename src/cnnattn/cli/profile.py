@@ -7,21 +7,23 @@ import json
 
 from ..models.detection import DETECTORS
 from ..utils import format_table
-from .common import int_list
+from .common import at_least, int_list
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("profile", help="params, executed and dense-equivalent MACs, per module")
     parser.add_argument("model", help="model name, e.g. resnet50_cbam (see `cnnattn list`)")
-    parser.add_argument("--img-size", type=int, default=224, help="input side (a detector's min_size and max_size)")
-    parser.add_argument("--num-classes", type=int, help="default 1000, or 91 (COCO) with --detector")
+    parser.add_argument(
+        "--img-size", type=at_least(1), default=224, help="input side (a detector's min_size and max_size)"
+    )
+    parser.add_argument("--num-classes", type=at_least(1), help="default 1000, or 91 (COCO) with --detector")
     parser.add_argument(
         "--detector", choices=sorted(DETECTORS), help="profile this detector on MODEL: backbone, FPN, heads"
     )
     parser.add_argument("--attention", help="also attach this attention to the model")
     parser.add_argument("--stages", type=int_list, default=[1, 2, 3, 4], help="with --attention, e.g. 2,3,4")
     parser.add_argument("--position", default="block", help="with --attention: block, after_block, stage, conv")
-    parser.add_argument("--depth", type=int, default=1, help="module nesting depth of the table")
+    parser.add_argument("--depth", type=at_least(0), default=1, help="module nesting depth of the table")
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(func=run)
 

@@ -6,17 +6,22 @@ import argparse
 import json
 
 from ..utils import format_table
-from .common import int_list
+from .common import at_least, int_list
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("scale", help="time and memory of attention layers against resolution")
     parser.add_argument("attentions", nargs="+", help="attention names, e.g. das nl")
     parser.add_argument("--sizes", type=int_list, default=[32, 64, 128, 256, 512, 1024])
-    parser.add_argument("--channels", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--channels", type=at_least(1), default=64)
+    parser.add_argument("--batch-size", type=at_least(1), default=1)
     parser.add_argument("--mode", choices=("infer", "train"), default="infer")
-    parser.add_argument("--max-seconds", type=float, default=120.0, help="per case; slower cases are 'timeout'")
+    parser.add_argument(
+        "--max-seconds",
+        type=at_least(0, float, inclusive=False),
+        default=120.0,
+        help="per case; slower cases are 'timeout'",
+    )
     parser.add_argument("--plot", help="write a log-log PNG here")
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(func=run)

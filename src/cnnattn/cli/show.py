@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..visualize.show import METHODS
-from .common import str_list
+from .common import at_least, str_list
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -31,9 +31,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         default=[None],
         help="module name(s), comma-separated, a column each (attention: attention modules; CAMs: target layers)",
     )
-    parser.add_argument("--class", dest="target", type=int, help="explain this class index (default: predicted)")
-    parser.add_argument("--img-size", type=int, help="input side (default: the checkpoint's; 224 for --model)")
-    parser.add_argument("--max-images", type=int, default=4, help="rows of the grid")
+    parser.add_argument(
+        "--class", dest="target", type=at_least(0), help="explain this class index (default: predicted)"
+    )
+    parser.add_argument("--img-size", type=at_least(1), help="input side (default: the checkpoint's; 224 for --model)")
+    parser.add_argument("--max-images", type=at_least(1), default=4, help="rows of the grid")
     parser.add_argument("--output", required=True, help="the PNG to write")
     parser.add_argument("--npz", help="also save the raw maps and points to this .npz file")
     parser.set_defaults(func=run)

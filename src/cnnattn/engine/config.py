@@ -19,6 +19,7 @@ TASKS = ("classify", "detect")
 DETECTOR_ARCHS = ("fasterrcnn", "retinanet", "fcos")  # cnnattn.models.DETECTORS
 DETECTION_LR_BASE = 0.02  # SGD, per global batch of 16 images (torchvision's and Detectron2's recipes)
 AUGMENTS = ("auto", "crop", "rrc", "none")
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 # The built-in comparison (`cnnattn compare` without --config): short enough that five variants × two seeds
 # train in under 10 minutes on 2 CPU cores. Flags and key=value overrides still win.
 DEFAULT_ATTENTIONS = ("none", "se", "cbam", "das", "eam")
@@ -30,6 +31,38 @@ COMPARE_RECIPE: dict[str, Any] = {
     "warmup_epochs": 0.3,
     "label_smoothing": 0.0,
     "train_subset": 2500,
+}
+
+
+# Allowed values of every numeric setting: (low, high, low inclusive, high inclusive); None = unbounded.
+# Checked for every value, however given (default, YAML, flag, KEY=VALUE); nothing is silently replaced.
+RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
+    "img_size": (1, None, True, True),
+    "epochs": (1, None, True, True),
+    "batch_size": (1, None, True, True),
+    "workers": (0, None, True, True),
+    "lr": (0, None, True, True),  # 0: the weights stay (e.g. a control run)
+    "lr_base": (0, None, False, True),
+    "momentum": (0, 1, True, False),
+    "weight_decay": (0, None, True, True),
+    "warmup_epochs": (0, None, True, True),
+    "step_epochs": (1, None, True, True),
+    "step_gamma": (0, 1, False, True),
+    "min_lr": (0, None, True, True),
+    "label_smoothing": (0, 1, True, False),
+    "ema_decay": (0, 1, False, False),
+    "grad_clip": (0, None, False, True),
+    "devices": (1, None, True, True),
+    "num_nodes": (1, None, True, True),
+    "seed": (0, 2**32 - 1, True, True),
+    "hflip": (0, 1, True, True),
+    "train_subset": (1, None, True, True),
+    "val_fraction": (0, 1, False, False),
+    "trainable_layers": (0, 5, True, True),
+    "max_minutes": (0, None, False, True),
+    "patience": (1, None, True, True),
+    "log_every": (1, None, True, True),
+    "log_maps": (1, None, True, True),
 }
 
 
@@ -96,6 +129,11 @@ class TrainConfig:
         "(as torchvision's detectors, for pretrained backbones), trained for classification",
     )
     seed: int = _setting(0, "seed of initialisation, data order and augmentation")
+    deterministic: bool = _setting(
+        False,
+        "bit-identical runs for a seed: Lightning's deterministic mode and torch.use_deterministic_algorithms "
+        "(slower; an op without a deterministic kernel raises; CUDA's deformable convolution has none: a warning)",
+    )
     output: str | None = _setting(None, "run folder (default runs/<model>-<data>-s<seed>)")
     augment: str = _setting("auto", "training augmentation: auto (by image size), crop, rrc or none", AUGMENTS)
     hflip: float | None = _setting(None, "horizontal-flip probability (default: per dataset)")
@@ -132,19 +170,10 @@ class TrainConfig:
         _choice("sched", self.sched, SCHEDULES)
         _choice("precision", self.precision, tuple(PRECISIONS))
         _choice("on_bad_image", self.on_bad_image, BAD_IMAGE)
-        for name in ("epochs", "batch_size", "num_nodes"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1; got {getattr(self, name)}.")
-        if self.workers < 0:
-            raise ValueError(f"workers must be 0 or more; got {self.workers}.")
-        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
-            raise ValueError(f"ema_decay must be in (0, 1), e.g. 0.9998; got {self.ema_decay}.")
-        if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"label_smoothing must be in [0, 1); got {self.label_smoothing}.")
-        if self.log_maps is not None and self.log_maps < 1:
-            raise ValueError(f"log_maps must be a number of epochs >= 1 (or unset); got {self.log_maps}.")
-        if self.patience is not None and self.patience < 1:
-            raise ValueError(f"patience must be a number of epochs >= 1 (or unset); got {self.patience}.")
+        _choice("augment", self.augment, AUGMENTS)
+        _choice("accelerator", self.accelerator, ACCELERATORS)
+        for name in RANGES:
+            _in_range(name, getattr(self, name))
         _choice("task", self.task, TASKS)
         _choice("detector", self.detector, DETECTOR_ARCHS)
         if self.sync_bn and self.freeze_bn:
@@ -177,6 +206,21 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
+def _in_range(name: str, value: object) -> None:
+    """ValueError unless ``value`` (None: unset, or ``'auto'`` devices) is a finite number in ``RANGES[name]``."""
+    if value is None or value == "auto":
+        return
+    low, high, low_in, high_in = RANGES[name]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number; got {value!r}.")
+    below = low is not None and (value < low if low_in else value <= low)
+    above = high is not None and (value > high if high_in else value >= high)
+    if below or above or value != value:  # value != value: NaN
+        lo = "(-inf" if low is None else f"{'[' if low_in else '('}{low}"
+        hi = "inf)" if high is None else f"{high}{']' if high_in else ')'}"
+        raise ValueError(f"{name} must be in {lo}, {hi}; got {value}.")
+
+
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}; got {value!r}.")
@@ -192,20 +236,32 @@ def _coerce(name: str, value: Any) -> Any:
     kind = str(_FIELDS[name].type)
     if isinstance(value, str) and value.lower() in ("none", "null", "") and "None" in kind:
         return None
-    if name == "devices":
-        return value if value == "auto" else int(value)
+    if name == "devices" and value == "auto":
+        return value
     try:
         if kind.startswith("bool"):
             return value if isinstance(value, bool) else {"true": True, "false": False}[str(value).lower()]
         if kind.startswith("int"):
-            return int(value)
+            return _whole_number(value)
         if kind.startswith("float"):
+            if isinstance(value, bool):
+                raise ValueError
             return float(value)
-    except (KeyError, ValueError):
+    except (KeyError, ValueError, TypeError):
         raise ValueError(f"setting {name}: cannot read {value!r} as {kind}.") from None
     if kind.startswith("dict") and not isinstance(value, dict):
         raise ValueError(f"setting {name}: expected a mapping, got {value!r}.")
     return value
+
+
+def _whole_number(value: Any) -> int:
+    """``3``, ``'3'`` or ``3.0`` → 3; ValueError for ``2.7``, ``True`` or text (never rounded silently)."""
+    if isinstance(value, bool):
+        raise ValueError
+    number = float(value) if isinstance(value, str) and not value.strip().lstrip("+-").isdigit() else value
+    if isinstance(number, float) and not number.is_integer():
+        raise ValueError
+    return int(number)
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
