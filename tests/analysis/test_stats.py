@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cnnattn.analysis.stats import paired_difference, t_critical
@@ -38,6 +38,7 @@ def test_pairing_removes_the_seed_effect_that_unpaired_means_keep() -> None:
     assert noisy.includes_zero and noisy.mean == pytest.approx(1 / 3)
 
 
+@settings(max_examples=100)
 @given(st.lists(st.tuples(st.floats(0, 100), st.floats(0, 100)), min_size=2, max_size=8))
 def test_differences_are_the_per_seed_differences(pairs: list[tuple[float, float]]) -> None:
     values, baseline = zip(*pairs, strict=True)

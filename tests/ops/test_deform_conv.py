@@ -3,6 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from cnnattn.ops import DeformConv2d, deform_conv2d
 from cnnattn.ops.deform_conv import default_impl
@@ -119,3 +121,39 @@ def test_shape_errors_name_the_expected_shape() -> None:
         deform_conv2d(x[0], torch.randn(2, 18, 9, 9), weight, padding=1)
     with pytest.raises(ValueError, match="impl must be one of"):
         deform_conv2d(x, torch.randn(2, 18, 9, 9), weight, padding=1, impl="cuda")  # type: ignore[arg-type]
+
+
+@st.composite
+def deform_cases(draw) -> tuple:
+    """(B, C_in, C_out, H, W, k, stride, padding, dilation, groups, offset_groups, mask): batch 0…4, maps 1…24."""
+    groups, offset_groups = draw(st.sampled_from([1, 2])), draw(st.sampled_from([1, 2]))
+    cin = draw(st.integers(1, 4)) * groups * offset_groups
+    return (
+        draw(st.integers(0, 4)), cin, draw(st.integers(1, 4)) * groups, draw(st.integers(1, 24)),
+        draw(st.integers(1, 24)), draw(st.sampled_from([1, 3])), draw(st.integers(1, 2)), draw(st.integers(0, 2)),
+        draw(st.integers(1, 2)), groups, offset_groups, draw(st.booleans()),
+    )  # fmt: skip
+
+
+@settings(max_examples=max(settings.default.max_examples, 20))
+@given(case=deform_cases(), offset_kind=st.sampled_from(["fractional", "huge"]), seed=st.integers(0, 2**16))
+def test_sampled_path_equals_torchvision_on_random_cases(case: tuple, offset_kind: str, seed: int) -> None:
+    """Outputs and all gradients equal torchvision's (float64) for random shapes; offsets away from integer
+    positions (where bilinear sampling has no gradient), or huge (every tap outside the image: the bias alone)."""
+    _, _, _, h, w, k, s, p, d, _, _, _ = case
+    h_out, w_out = ((n + 2 * p - d * (k - 1) - 1) // s + 1 for n in (h, w))
+    assume(h_out >= 1 and w_out >= 1)
+    torch.manual_seed(seed)
+    tensors = _inputs(case, torch.float64)
+    with torch.no_grad():
+        offset = tensors[1]
+        whole = torch.randint(-3, 4, offset.shape, dtype=offset.dtype)
+        fraction = torch.rand(offset.shape, dtype=offset.dtype) * 0.8 + 0.1
+        offset.copy_(whole + fraction if offset_kind == "fractional" else torch.full_like(offset, 1e3))
+    out, grads = _run("sampled", case, tensors)
+    ref_out, ref_grads = _run("reference", case, tensors)
+    torch.testing.assert_close(out, ref_out, rtol=1e-9, atol=1e-9)
+    for grad, ref in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(grad, ref, rtol=1e-9, atol=1e-9)
+    if offset_kind == "huge":
+        torch.testing.assert_close(out, tensors[3].detach().view(1, -1, 1, 1).expand_as(out))

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..ops.shapes import ceil_div
 from .augmented import AugmentedConv2d, attention_channels, query_positions
-from .common import to_factory
+from .common import autocast_active, to_factory
 from .registry import register_attention
 
 __all__ = ["AttentionAugmentedConv2d"]
@@ -78,12 +78,18 @@ class AttentionAugmentedConv2d(AugmentedConv2d):
 
     def attention_map(self, x: torch.Tensor) -> torch.Tensor:
         """Softmax weights (B, N_h, H'·W', H·W) of each query (output grid) over every input position."""
-        batch, _, height, width = x.shape
+        height, width = x.shape[-2:]
         q, k = self.qk(x).chunk(2, dim=1)
         q = q[..., :: self.stride, :: self.stride] * self.scale  # queries on the output grid
-        h_out, w_out = q.shape[-2:]
-        q = q.reshape(batch, self.num_heads, -1, h_out, w_out)  # (B, h, d, H', W')
-        k = k.reshape(batch, self.num_heads, -1, height * width)
+        q = q.unflatten(1, (self.num_heads, -1))  # (B, h, d, H', W'); unflatten: batch 0 works too
+        k = k.flatten(2).unflatten(1, (self.num_heads, -1))  # (B, h, d, HW)
+        if autocast_active():  # logits and softmax in float32: bf16 logits of large activations lose the argmax
+            with torch.autocast(x.device.type, enabled=False):
+                return self._softmax(q.float(), k.float(), height, width)
+        return self._softmax(q, k, height, width)
+
+    def _softmax(self, q: torch.Tensor, k: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """Softmax over keys of the content (and relative) logits of q (B, h, d, H', W') and k (B, h, d, HW)."""
         logits = torch.einsum("bhdq,bhdk->bhqk", q.flatten(3), k)  # (B, h, H'W', HW)
         if self.relative:
             logits = logits + self._relative_logits(q, height, width)
@@ -92,7 +98,7 @@ class AttentionAugmentedConv2d(AugmentedConv2d):
     def attend(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         batch, _, height, width = x.shape
         attn = self.attention_map(x)
-        out = torch.einsum("bhqk,bhdk->bhdq", attn, v.reshape(batch, self.num_heads, -1, height * width))
+        out = torch.einsum("bhqk,bhdk->bhdq", attn, v.flatten(2).unflatten(1, (self.num_heads, -1)))
         return out.reshape(batch, self.d_v, ceil_div(height, self.stride), ceil_div(width, self.stride))
 
     def _relative_logits(self, q: torch.Tensor, height: int, width: int) -> torch.Tensor:

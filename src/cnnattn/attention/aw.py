@@ -185,16 +185,16 @@ class AWConv2d(NotScriptable, nn.Conv2d):
         """The per-sample convolution as one batched matmul of each group's kernels with its patches."""
         batch, groups = x.shape[0], self.groups
         patches = self._patches(x, out_size).unflatten(1, (groups, -1))  # (B, g, C_in/g·k², L)
-        kernels = weight.reshape(batch, groups, self.out_channels // groups, -1)  # (B, g, C_out/g, C_in/g·k²)
+        kernels = weight.flatten(2).unflatten(1, (groups, -1))  # (B, g, C_out/g, C_in/g·k²)
         return (kernels @ patches).reshape(batch, self.out_channels, *out_size)
 
     def _forward_chunk(self, x: torch.Tensor) -> torch.Tensor:
         batch = x.shape[0]
         out_size = conv_output_size(x.shape[2:], self.kernel_size, self.stride, self.padding, self.dilation)
         weight = self.modulated_weight(x)
-        if _exporting():
+        if _exporting() or batch == 0:  # a batch-grouped conv cannot have 0 groups
             return self._forward_exportable(x, weight, out_size)
-        if not _exporting() and batch > 1 and self.groups == 1 and out_size[0] * out_size[1] <= BMM_MAX_PIXELS:
+        if batch > 1 and self.groups == 1 and out_size[0] * out_size[1] <= BMM_MAX_PIXELS:
             # Small maps: unfolded patches and one batched matmul beat the batch-grouped conv on CPU.
             patches = F.unfold(x, self.kernel_size, self.dilation, self.padding, self.stride)
             return torch.bmm(weight.view(batch, self.out_channels, -1), patches).view(batch, -1, *out_size)

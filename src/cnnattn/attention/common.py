@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["NotScriptable", "Query", "query_index", "query_rows", "to_factory"]
+__all__ = ["NotScriptable", "Query", "autocast_active", "query_index", "query_rows", "to_factory"]
 
 Query = tuple[float, float]  # (y, x) as fractions of the output grid's height and width, in [0, 1]
 
@@ -28,6 +28,13 @@ class NotScriptable:
             f"{type(self).__name__} cannot be compiled by torch.jit.script (its forward uses Python that "
             "TorchScript lacks); use torch.jit.trace, torch.export.export, torch.compile or ONNX export instead."
         )
+
+
+def autocast_active() -> bool:
+    """Whether autocast (CPU or CUDA) is on. A Python bool, False while ``torch.fx`` traces, so a branch on it keeps
+    models traceable. Used where a computation must run in float32 under autocast (attention logits, whose products
+    of large activations lose too many digits in bfloat16 and overflow float16)."""
+    return torch.is_autocast_enabled("cpu") or torch.is_autocast_enabled("cuda")
 
 
 def query_index(query: Query, height: int, width: int) -> int:

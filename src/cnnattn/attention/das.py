@@ -13,9 +13,9 @@ ablation.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 
 import torch
+import torch.nn.functional as F
 from timm.layers import LayerNorm2d
 from torch import nn
 
@@ -25,7 +25,16 @@ from .registry import register_attention
 
 __all__ = ["DASGate"]
 
-_InstanceNorm = partial(nn.InstanceNorm2d, affine=True)
+
+class _InstanceNorm(nn.InstanceNorm2d):
+    """Affine instance norm computed as a group norm with one channel per group (the same statistics: per sample
+    and channel over H×W), which unlike ``F.instance_norm`` also takes a batch of 0 samples."""
+
+    def __init__(self, num_features: int, **kwargs) -> None:
+        super().__init__(num_features, affine=True, **kwargs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.group_norm(x, self.num_features, self.weight, self.bias, self.eps)
 
 
 def check_gate_input(x: torch.Tensor, channels: int, instance_norm: bool) -> None:

@@ -143,7 +143,7 @@ class ExplicitAttentionConv2d(AugmentedConv2d):
 
     def attend(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         batch, _, height, width = v.shape
-        heads = v.view(batch, self.num_heads, -1, height, width)
+        heads = v.unflatten(1, (self.num_heads, -1))
         radii = self.log_radius.shape[0]
         if self.impl == "dense":
             attn = self.dense_map(height, width, v.device, v.dtype)  # (R, H'W', HW)

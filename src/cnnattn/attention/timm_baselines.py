@@ -7,14 +7,40 @@ from __future__ import annotations
 
 from functools import partial
 
+import torch
+from timm.layers import non_local_attn
 from timm.layers.cbam import CbamModule
 from timm.layers.coord_attn import CoordAttn
 from timm.layers.eca import EcaModule
 from timm.layers.global_context import GlobalContext
-from timm.layers.non_local_attn import NonLocalAttn
 from timm.layers.squeeze_excite import SEModule
 
+from .common import autocast_active
 from .registry import register_attention
+
+
+class NonLocalAttn(non_local_attn.NonLocalAttn):
+    """timm's ``NonLocalAttn`` (same arguments, parameters and state dict; the same outputs up to float rounding),
+    run in float32 under autocast: its position-pair logits overflow float16 (NaN) for activations of about 1e2,
+    and so do its embeddings for activations of 1e4. A batch of 0 samples is allowed (timm's ``view(B, C, -1)``
+    is ambiguous there)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._block(x) if torch.jit.is_scripting() else self._block_eager(x)
+
+    def _block(self, x: torch.Tensor) -> torch.Tensor:
+        t, p, g = self.t(x).flatten(2), self.p(x).flatten(2), self.g(x).flatten(2)  # (B, C', HW) each
+        attn = torch.softmax(torch.bmm(t.transpose(1, 2), p) * self.scale, dim=2)  # (B, HW queries, HW keys)
+        y = torch.bmm(g, attn.transpose(1, 2))  # (B, C', HW): each position's attention-weighted sum of g
+        return self.norm(self.z(y.unflatten(2, x.shape[2:]))) + x
+
+    @torch.jit.unused
+    def _block_eager(self, x: torch.Tensor) -> torch.Tensor:
+        if not autocast_active():
+            return self._block(x)
+        with torch.autocast(x.device.type, enabled=False):
+            return self._block(x.float()).to(x.dtype)
+
 
 register_attention(
     "se", description="Squeeze-and-excitation channel gate (Hu et al. 2018); timm SEModule, reduction 16."

@@ -17,6 +17,7 @@ by this project on a GPU).
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Literal
 
 import torch
@@ -175,8 +176,21 @@ def _deform_conv2d_sampled(
 
 
 def default_impl(device: torch.device) -> str:
-    """The implementation ``impl='auto'`` uses on ``device`` (see module docs for the measurements)."""
-    return "sampled" if device.type == "cpu" else "torchvision"
+    """The implementation ``impl='auto'`` uses on ``device`` (see module docs for the measurements).
+
+    On CPU both passes of ``"sampled"`` are deterministic (``grid_sample``'s CPU backward writes each sample's
+    gradient by itself). On CUDA neither path is: torchvision's kernel and ``grid_sample``'s backward accumulate
+    with atomics. Under ``torch.use_deterministic_algorithms(True)`` a warning says so, once.
+    """
+    if device.type == "cpu":
+        return "sampled"
+    if torch.are_deterministic_algorithms_enabled():
+        warnings.warn(
+            "deformable convolution on CUDA has no deterministic backward (torchvision's kernel accumulates "
+            "gradients with atomics): runs with DAS are not bit-identical on this device; they are on CPU.",
+            stacklevel=3,
+        )
+    return "torchvision"
 
 
 def deform_conv2d(
