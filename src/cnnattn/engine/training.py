@@ -173,6 +173,7 @@ def _trainer(config: TrainConfig, output: Path, callbacks: Sequence[Callback], l
         num_nodes=config.num_nodes,
         strategy=config.strategy,
         precision=_precision(config, accelerator),
+        deterministic=config.deterministic,
         max_epochs=config.epochs,
         max_time={"minutes": config.max_minutes} if config.max_minutes else None,
         gradient_clip_val=config.grad_clip,
