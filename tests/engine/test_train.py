@@ -76,7 +76,7 @@ def test_bf16_autocast_on_cpu(tmp_path: Path) -> None:
     assert result.epochs == 1 and result.loss == result.loss  # finite, not NaN
 
 
-@pytest.mark.slow  # validates on all 10,000 test images (~40 s on 2 cores); the zip layout itself is in every default run
+@pytest.mark.slow  # validates on all 10,000 test images (~40 s on 2 cores); the zip layout runs by default
 @pytest.mark.skipif(not SHARED_ZIP.is_file(), reason="../shared/data/cifar10-jpg.zip is absent")
 def test_train_on_the_shared_cifar10_zip(tmp_path: Path) -> None:
     result = train(tiny_config(tmp_path, str(SHARED_ZIP), train_subset=64))  # validates on the 10,000 test images

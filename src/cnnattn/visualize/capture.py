@@ -121,11 +121,17 @@ def _state_kept(module: nn.Module, device: torch.device) -> Iterator[None]:
             buffer.copy_(saved)
 
 
+def _recomputed(module: nn.Module) -> Callable[[nn.Module, torch.Tensor, Query], dict[str, torch.Tensor]] | None:
+    """The recomputation of ``module``'s class or of its nearest base class in RECOMPUTED (cnnattn's non-local
+    block subclasses timm's), or None."""
+    return next((RECOMPUTED[cls] for cls in type(module).__mro__ if cls in RECOMPUTED), None)
+
+
 def _recompute_hook(name: str, maps: Maps, query: Query, module: nn.Module, args: tuple, _: object) -> None:
     x = args[0]
     explain = getattr(module, "attention_parts", None)
     with _state_kept(module, x.device):
-        parts = explain(x, query) if explain else RECOMPUTED[type(module)](module, x, query)
+        parts = explain(x, query) if explain else _recomputed(module)(module, x, query)
     maps[name] = {k: v.detach() for k, v in parts.items()}
 
 
@@ -139,7 +145,7 @@ def _submodule_hook(
 
 
 def _hooks(name: str, module: nn.Module, maps: Maps, query: Query) -> list[torch.utils.hooks.RemovableHandle]:
-    if callable(getattr(module, "attention_parts", None)) or type(module) in RECOMPUTED:
+    if callable(getattr(module, "attention_parts", None)) or _recomputed(module) is not None:
         return [module.register_forward_hook(partial(_recompute_hook, name, maps, query))]
     spec = SUBMODULE_PARTS.get(type(module))
     if spec is None:
