@@ -11,6 +11,7 @@ from PIL import Image
 from cnnattn.cli import main
 from cnnattn.engine import TrainConfig, train
 from cnnattn.visualize.show import METHODS
+from tiny_detection import voc_flat
 
 CELL = (320, 340)  # pixels per grid cell (3.2 × 3.4 inches at 100 dpi)
 
@@ -62,3 +63,22 @@ def test_show_errors_are_one_line(capsys) -> None:
     assert "unknown method(s) saliency" in capsys.readouterr().err
     assert main(["show", "--model", "resnet18", "--images", "builtin:mnist", "--output", "x.png"]) != 0
     assert "unknown built-in dataset 'builtin:mnist'" in capsys.readouterr().err
+
+
+def test_show_a_detector_checkpoint_with_eigencam_and_its_boxes(tmp_path: Path, capsys) -> None:
+    pytest.importorskip("pytorch_grad_cam", reason="the viz extra is not installed")
+    data = voc_flat(tmp_path / "d", count=6)
+    config = TrainConfig(task="detect", model="resnet18_das", data=str(data), img_size=64, epochs=1, batch_size=2,
+                         workers=0, progress=False, tensorboard=False, output=str(tmp_path / "run"))  # fmt: skip
+    checkpoint = train(config).last_checkpoint
+    out = tmp_path / "det.png"
+    argv = ["show", "--checkpoint", checkpoint, "--images", str(data / "images"), "--method", "eigencam",
+            "--max-images", "2", "--output", str(out), "--npz", str(tmp_path / "det.npz")]  # fmt: skip
+    assert main(argv) == 0
+    with Image.open(out) as image:
+        assert image.size == (CELL[0], 2 * CELL[1])
+    with np.load(tmp_path / "det.npz") as maps:
+        assert maps["run__last__eigencam"].shape == (2, 64, 64)
+    argv[argv.index("eigencam")] = "gradcam"
+    assert main(argv) != 0
+    assert "detectors support method eigencam (gradient-free); got 'gradcam'" in capsys.readouterr().err

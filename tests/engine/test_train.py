@@ -257,6 +257,34 @@ def test_cli_train_eval_json(tmp_path: Path, capsys) -> None:
     assert set(metrics) >= {"top1", "top5"} and metrics["top1"] == pytest.approx(trained["top1"], abs=1e-3)
 
 
+def test_eval_compares_bf16_with_float32_image_by_image(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "bf16"
+    args = ["--data", "builtin:digits", "--img-size", "48", "--epochs", "1", "--batch-size", "32", "--workers", "0", "--json"]
+    assert main(["train", "--model", "resnet18_das", *args, "--output", str(out), "train_subset=96"]) == 0
+    checkpoint = json.loads(capsys.readouterr().out)["last_checkpoint"]
+    assert main(["eval", "--checkpoint", checkpoint, "--workers", "0", "--precision", "32,bf16", "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    bf16 = metrics["precisions"]["bf16"]
+    model, config, _ = load_trained_model(checkpoint)  # recount: same validation images, fp32 vs bf16 autocast
+    from cnnattn.data import ClassificationData
+
+    agree = total = correct = 0
+    with torch.no_grad():
+        for x, y in ClassificationData("builtin:digits", config.img_size, 128, 0, seed=config.seed).val_dataloader():
+            reference = model(x).topk(5, dim=1).indices[:, 0]
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                low = model(x).float().topk(5, dim=1).indices[:, 0]
+            agree, correct = agree + int((low == reference).sum()), correct + int((low == y).sum())
+            total += len(y)
+    assert total == metrics["images"] and bf16["agreement"] == pytest.approx(100 * agree / total)
+    assert bf16["top1"] == pytest.approx(100 * correct / total) and 0 <= bf16["top5"] <= 100
+    assert main(["eval", "--checkpoint", checkpoint, "--workers", "0", "--precision", "bf16"]) == 0
+    assert "bf16 (autocast): top-1" in capsys.readouterr().out
+    for precision, message in [("fp16", "fp16 inference runs on CUDA only"), ("int8", "unknown precision(s) int8")]:
+        assert main(["eval", "--checkpoint", checkpoint, "--precision", precision]) == 2
+        assert message in capsys.readouterr().err
+
+
 def test_patience_stops_a_run_that_no_longer_improves(tmp_path: Path) -> None:
     # lr 0 and frozen BatchNorm: the model never changes, so epoch 2 does not improve on epoch 1 and patience 1 stops.
     config = tiny_config(tmp_path, "builtin:digits", epochs=5, patience=1, opt="sgd", lr=0.0, freeze_bn=True,

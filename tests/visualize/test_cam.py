@@ -1,12 +1,21 @@
-"""Grad-CAM family through pytorch-grad-cam: a map per image, the model left as it was, layers and errors."""
+"""Grad-CAM family through pytorch-grad-cam: a map per image, the model left as it was, layers and errors;
+EigenCAM of detectors."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 import cnnattn
-from cnnattn.visualize.cam import CAM_METHODS, class_activation_maps, default_target_layer
+from cnnattn.visualize.cam import (
+    CAM_METHODS,
+    _pyramid_as_one_map,
+    _unpadded,
+    class_activation_maps,
+    default_target_layer,
+    detection_activation_maps,
+)
 
 pytest.importorskip("pytorch_grad_cam", reason="the viz extra is not installed")
 
@@ -47,3 +56,33 @@ def test_bad_requests_are_named() -> None:
         class_activation_maps(model, torch.randn(1, 3, 32, 32), "cam++")
     with pytest.raises(ValueError, match="one class per image: 1 classes for 2 images"):
         class_activation_maps(model, torch.randn(2, 3, 32, 32), classes=[1])
+
+
+@pytest.mark.parametrize("arch", ["fasterrcnn", "retinanet"])
+def test_detector_eigencam_gives_a_map_per_image_and_restores_the_model(arch: str) -> None:
+    model = cnnattn.create_detector(arch, "resnet18_das", num_classes=3, min_size=64, max_size=96).train()
+    images = torch.rand(2, 3, 64, 80)  # 80 px wide: the detector pads the batch to 96, the maps must not
+    result = detection_activation_maps(model, images)
+    assert model.training and result.layer == "backbone"
+    assert result.maps.shape == (2, 64, 80) and all(m.max() == pytest.approx(1) and m.min() == 0 for m in result.maps)
+    assert len(result.detections) == 2 and all({"boxes", "scores", "labels"} <= d.keys() for d in result.detections)
+
+
+def test_detector_maps_drop_the_padding_the_detector_added() -> None:
+    maps = np.zeros((1, 4, 8), dtype=np.float32)
+    maps[0, :, :4] = np.linspace(0, 1, 4)[None, :]  # the image filled the left half; the right half is padding
+    kept = _unpadded(maps, [(1.0, 0.5)])
+    assert kept.shape == (1, 4, 8) and kept[0, :, 0].max() == 0 and kept[0, :, -1].min() == pytest.approx(1)
+    assert np.all(np.diff(kept[0, 0]) >= 0)  # the left half's ramp now spans the whole width
+
+
+def test_feature_pyramid_becomes_one_map_at_the_second_finest_level() -> None:
+    levels = {"0": torch.ones(2, 4, 16, 16), "1": torch.ones(2, 4, 8, 8), "pool": torch.ones(2, 4, 1, 1)}
+    assert _pyramid_as_one_map(levels).shape == (2, 12, 8, 8)
+    assert _pyramid_as_one_map(torch.ones(1, 3, 5, 5)).shape == (1, 3, 5, 5)
+
+
+def test_detectors_refuse_gradient_methods_by_name() -> None:
+    model = cnnattn.create_detector("fcos", "resnet18", num_classes=2, min_size=64, max_size=64)
+    with pytest.raises(ValueError, match="detectors support method eigencam"):
+        detection_activation_maps(model, torch.rand(1, 3, 64, 64), "gradcam")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .common import at_least
+from .common import at_least, str_list
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -16,6 +16,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=at_least(1), help="default 128; detectors: the training batch size")
     parser.add_argument("--workers", type=at_least(0), default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--precision",
+        type=str_list,
+        default=["32"],
+        help="comma-separated, e.g. 32,bf16 (fp16: CUDA only): each runs under autocast and reports its top-1 "
+        "and its top-1 agreement with float32",
+    )
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(func=run)
 
@@ -30,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         workers=args.workers,
         device=args.device,
+        precisions=args.precision,
     )
     if args.json:
         print(json.dumps(metrics))
@@ -40,6 +48,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"{metrics['detector']} {where}: {values} (percent, COCOeval)")
         return 0
     print(f"{where}: top-1 {metrics['top1']:.2f} %, top-5 {metrics['top5']:.2f} %, loss {metrics['loss']:.4f}")
+    for precision, low in metrics.get("precisions", {}).items():
+        print(
+            f"  {precision} (autocast): top-1 {low['top1']:.2f} %, top-5 {low['top5']:.2f} %; same top-1 class as "
+            f"float32 on {low['agreement']:.2f} % of the images"
+        )
     return 0
 
 

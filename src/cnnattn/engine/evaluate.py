@@ -3,6 +3,8 @@ COCO metrics (pycocotools) for detectors."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -17,7 +19,11 @@ from .detector_module import ordered_predictions, predict_all
 from .module import CHECKPOINT_KEY
 from .training import build_model
 
-__all__ = ["evaluate", "load_trained_model"]
+__all__ = ["INFERENCE_PRECISIONS", "evaluate", "load_trained_model"]
+
+# Inference precisions: "32" is the float32 reference; the others run under torch.autocast, as `train --precision`
+# does (matrix products and convolutions in the low type, reductions and softmax-like steps kept in float32).
+INFERENCE_PRECISIONS = {"32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def _evaluate_detection(
@@ -73,6 +79,44 @@ def training_recipe(state: dict, checkpoint: str | Path) -> tuple[TrainConfig, l
         raise ValueError(f"{checkpoint}: its recipe is not one this cnnattn version reads ({err}).") from None
 
 
+def _check_precisions(precisions: Sequence[str], device: str, task: str) -> list[str]:
+    """The precisions to run, float32 first (the reference); ValueError naming the fix for a bad request."""
+    unknown = [p for p in precisions if p not in INFERENCE_PRECISIONS]
+    if unknown:
+        raise ValueError(f"unknown precision(s) {', '.join(unknown)}; choose from {', '.join(INFERENCE_PRECISIONS)}.")
+    if "fp16" in precisions and torch.device(device).type != "cuda":
+        raise ValueError("fp16 inference runs on CUDA only (--device cuda); on CPU compare bf16.")
+    if task == "detect" and list(precisions) != ["32"]:
+        raise ValueError("--precision compares classifiers' top-1; evaluate a detector in float32.")
+    return ["32", *dict.fromkeys(p for p in precisions if p != "32")]
+
+
+@dataclass
+class _Tally:
+    """Running top-1/top-5 hits, loss sum and top-1 agreement with the float32 reference."""
+
+    correct1: int = 0
+    correct5: int = 0
+    agree: int = 0
+    loss_sum: float = 0.0
+
+    def add(self, logits: torch.Tensor, y: torch.Tensor, reference: torch.Tensor, k: int) -> torch.Tensor:
+        top = logits.float().topk(k, dim=1).indices
+        self.correct1 += int((top[:, 0] == y).sum())
+        self.correct5 += int((top == y[:, None]).any(dim=1).sum())
+        self.agree += int((top[:, 0] == reference).sum())
+        self.loss_sum += float(F.cross_entropy(logits.float(), y, reduction="sum"))
+        return top[:, 0]
+
+    def metrics(self, images: int) -> dict[str, float]:
+        return {
+            "top1": 100 * self.correct1 / images,
+            "top5": 100 * self.correct5 / images,
+            "loss": self.loss_sum / images,
+            "agreement": 100 * self.agree / images,
+        }
+
+
 @torch.no_grad()
 def evaluate(
     checkpoint: str | Path,
@@ -82,16 +126,20 @@ def evaluate(
     batch_size: int | None = None,
     workers: int = 2,
     device: str = "cpu",
+    precisions: Sequence[str] = ("32",),
 ) -> dict:
     """Top-1/top-5 (percent) and mean loss on the validation split of ``data`` (default: the run's data); for a
     detector, AP, AP50, AP75, APs/m/l, AR1/10/100, ARs/m/l (percent; None where no object has that size).
 
     The classes of the data must match the checkpoint's (same names, same order), otherwise DataError.
     ``batch_size`` defaults to 128, and for a detector to its training batch size (a detector pads each batch
-    to its largest image, so the batch size moves boxes slightly).
+    to its largest image, so the batch size moves boxes slightly). ``precisions`` beyond ``"32"`` (``bf16``;
+    ``fp16`` on CUDA) run the same images under autocast and add ``precisions[p]``: their top-1/top-5/loss and
+    ``agreement``, the percentage of images whose top-1 class equals float32's.
     """
     model, config, classes = load_trained_model(checkpoint)
     data = data or config.data
+    chosen = _check_precisions(precisions, device, config.task)
     if config.task == "detect":
         # the training batch size by default: a detector pads each batch to its largest image, which moves boxes
         batch = batch_size or config.batch_size
@@ -103,28 +151,30 @@ def evaluate(
             f"({len(classes)}: {classes[:5]}...); evaluate on the dataset the model was trained on."
         )
     model.to(device)
-    correct1 = correct5 = images = 0
-    loss_sum = 0.0
-    k = min(5, len(classes))
+    tallies = {p: _Tally() for p in chosen}
+    images, k = 0, min(5, len(classes))
     for batch in module.val_dataloader():
         if batch is None:
             continue
         x, y = (t.to(device) for t in batch)
-        logits = model(x)
-        top = logits.topk(k, dim=1).indices
-        correct1 += (top[:, 0] == y).sum().item()
-        correct5 += (top == y[:, None]).any(dim=1).sum().item()
-        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+        reference = model(x)
+        predicted = tallies["32"].add(reference, y, reference.argmax(dim=1), k)
+        for precision in chosen[1:]:
+            with torch.autocast(torch.device(device).type, dtype=INFERENCE_PRECISIONS[precision]):
+                tallies[precision].add(model(x), y, predicted, k)
         images += len(y)
     if images == 0:
         raise DataError(f"{data}: no readable images in the validation split.")
-    return {
+    reference_metrics = tallies["32"].metrics(images)
+    del reference_metrics["agreement"]
+    result = {
         "checkpoint": str(checkpoint),
         "model": config.model,
         "data": str(data),
         "img_size": module.img_size,
         "images": images,
-        "top1": 100 * correct1 / images,
-        "top5": 100 * correct5 / images,
-        "loss": loss_sum / images,
+        **reference_metrics,
     }
+    if len(chosen) > 1:
+        result["precisions"] = {p: tallies[p].metrics(images) for p in chosen[1:]}
+    return result

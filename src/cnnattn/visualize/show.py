@@ -3,7 +3,8 @@
 Methods: ``attention`` (a captured map: see :func:`spatial_attention`), ``offsets`` (DAS sampling points
 traced through the stacked gates, deepest first, from the deepest gate's most-attended position), and the CAMs
 ``gradcam``, ``gradcampp``, ``eigencam`` (:mod:`.cam`). Each cell: the map over the image with a colour bar,
-the layer, the predicted class and score, and the true class where the data has one.
+the layer, the predicted class and score, and the true class where the data has one. Detector checkpoints get
+``eigencam`` on their feature pyramid with their detected boxes drawn.
 """
 
 from __future__ import annotations
@@ -33,12 +34,14 @@ MIN_DEFAULT_SIDE = 4  # the default attention layer: the deepest whose map is at
 
 @dataclass
 class Subject:
-    """A model to look at: its column label, the model (eval mode), class names and input side."""
+    """A model to look at: its column label, the model (eval mode), class names, input side and task
+    (``classify`` or ``detect``)."""
 
     label: str
     model: nn.Module
     classes: list[str]
     img_size: int
+    task: str = "classify"
 
 
 @dataclass
@@ -55,11 +58,13 @@ class Sample:
 
 @dataclass
 class Cell:
-    """What one grid cell shows: a map (h, w) or traced points (N, 2) (y, x) with per-point levels, and text."""
+    """What one grid cell shows: a map (h, w), traced points (N, 2) (y, x) with per-point levels, boxes
+    (x1, y1, x2, y2 in shown pixels, caption), and text."""
 
     title: str
     heat: np.ndarray | None = None
     points: list[np.ndarray] = field(default_factory=list)
+    boxes: list[tuple[list[float], str]] = field(default_factory=list)
     note: str = ""
 
 
@@ -72,9 +77,8 @@ def load_subject(checkpoint: str | Path | None = None, model: str | None = None,
         from ..engine.evaluate import load_trained_model
 
         network, config, classes = load_trained_model(checkpoint)
-        if config.task == "detect":
-            raise ValueError(f"{checkpoint}: a detector; show explains classifiers (use `cnnattn predict`).")
-        return Subject(_checkpoint_label(Path(checkpoint)), network.eval(), classes, img_size or config.img_size or 224)
+        side = img_size or config.img_size or 224
+        return Subject(_checkpoint_label(Path(checkpoint)), network.eval(), classes, side, config.task)
     from ..models import create_model
 
     network = create_model(model, num_classes=num_classes).eval()
@@ -178,6 +182,8 @@ def _caption(subject: Subject, probs: torch.Tensor, sample: Sample, layer: str) 
 def attention_cells(subject: Subject, samples: Sequence[Sample], method: str, layer: str | None,
                     target: int | None = None) -> tuple[list[Cell], dict[str, np.ndarray]]:  # fmt: skip
     """One cell per sample for ``subject`` and ``method``, and the raw maps by name (for ``--npz``)."""
+    if subject.task == "detect":
+        return _detection_cells(subject, samples, method)
     batch = torch.stack([s.tensor for s in samples])
     with torch.no_grad(), capture(subject.model) as maps:
         probs = subject.model(batch).float().softmax(dim=-1)
@@ -208,6 +214,31 @@ def attention_cells(subject: Subject, samples: Sequence[Sample], method: str, la
         Cell(_caption(subject, p, s, name), heat=h.cpu().numpy()) for p, s, h in zip(probs, samples, heat, strict=True)
     ]
     return cells, {f"{subject.label}/attention/{name}/{k}": v.cpu().numpy() for k, v in maps[name].items()}
+
+
+DETECTION_MIN_SCORE = 0.5  # boxes drawn on detector cells
+DETECTION_MAX_BOXES = 5
+
+
+def _detection_cells(subject: Subject, samples: Sequence[Sample],
+                     method: str) -> tuple[list[Cell], dict[str, np.ndarray]]:  # fmt: skip
+    """EigenCAM of a detector's feature pyramid with its boxes (score ≥ 0.5, at most 5) on each image."""
+    from .cam import detection_activation_maps
+
+    images = torch.stack([torch.from_numpy(s.pixels).permute(2, 0, 1).float() / 255 for s in samples])
+    result = detection_activation_maps(subject.model, images, method)
+    cells = []
+    for heat, found in zip(result.maps, result.detections, strict=True):
+        keep = (found["scores"] >= DETECTION_MIN_SCORE).nonzero().flatten()[:DETECTION_MAX_BOXES].tolist()
+        boxes = [(found["boxes"][i].tolist(), _box_caption(subject.classes, found, i)) for i in keep]
+        title = f"{subject.label} · {result.layer} (FPN) {method}\n{len(boxes)} box(es) ≥ {DETECTION_MIN_SCORE:.0%}"
+        cells.append(Cell(title, heat=heat, boxes=boxes))
+    return cells, {f"{subject.label}/{method}": result.maps}
+
+
+def _box_caption(classes: Sequence[str], found: dict[str, torch.Tensor], index: int) -> str:
+    """``class score %`` of detection ``index`` (torchvision labels count the background as 0)."""
+    return f"{classes[int(found['labels'][index]) - 1]} {100 * float(found['scores'][index]):.0f} %"
 
 
 def _offset_cells(subject: Subject, samples: Sequence[Sample], maps: Maps,
@@ -272,6 +303,9 @@ def _draw(ax: object, sample: Sample, cell: Cell) -> None:
     for level, points in enumerate(cell.points):
         ax.scatter(points[:, 1], points[:, 0], s=14 if level else 40, c="red" if level else "yellow",
                    edgecolors="black", linewidths=0.5)  # fmt: skip
+    for (bx1, by1, bx2, by2), caption in cell.boxes:
+        ax.add_patch(Rectangle((bx1, by1), bx2 - bx1, by2 - by1, fill=False, edgecolor="yellow", linewidth=1.2))
+        ax.text(bx1, by1, caption, fontsize=6, color="black", va="bottom", bbox={"facecolor": "yellow", "pad": 1})
     if sample.box is not None:
         x1, y1, x2, y2 = sample.box
         ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, edgecolor="white", linestyle="--"))
