@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import pytest
 import torch
 
 import cnnattn
 from cnnattn.attention import AttentionAugmentedConv2d
+from cnnattn.attention.common import reference_arithmetic
 
 from helpers import assert_trains
 
@@ -75,3 +77,21 @@ def test_macs_count_every_attention_product() -> None:
         + 4 * n * n
     )  # attention · v
     assert cnnattn.profile(layer, (8, 4, 5)).macs == expected
+
+
+@pytest.mark.parametrize(("stride", "relative", "size"), [(1, True, (5, 7)), (2, True, (7, 6)), (1, False, (4, 4))])
+def test_fused_attention_equals_the_explicit_softmax_in_outputs_and_gradients(stride, relative, size) -> None:
+    torch.manual_seed(0)
+    layer = AttentionAugmentedConv2d(8, 40, 3, stride, num_heads=2, relative=relative).double()
+    x = torch.randn(2, 8, *size, dtype=torch.float64, requires_grad=True)
+    grad = torch.randn(2, layer.d_v, *layer.conv(x).shape[-2:], dtype=torch.float64)
+    fused = layer.attend(x, layer.value(x))
+    with reference_arithmetic():  # the explicit (H'W' × HW) softmax
+        explicit = layer.attend(x, layer.value(x))
+    torch.testing.assert_close(fused, explicit)
+    inputs = [x, *layer.parameters()]
+    for a, b in zip(torch.autograd.grad(fused, inputs, grad, allow_unused=True),
+                    torch.autograd.grad(explicit, inputs, grad, allow_unused=True), strict=True):  # fmt: skip
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b)

@@ -53,3 +53,34 @@ def test_trains_at_batch_one() -> None:
     x = torch.randn(1, 8, 4, 4, requires_grad=True)
     attn(x).sum().backward()
     assert x.grad is not None and all(p.grad is not None for p in attn.parameters())
+
+
+def _reference(attn: TripletAttention, x: torch.Tensor) -> torch.Tensor:
+    """The paper's formulation: each branch on a rotated copy of X, rotated back, the three outputs averaged."""
+    branches = [attn.cw(x.permute(0, 2, 1, 3)).permute(0, 2, 1, 3), attn.hc(x.permute(0, 3, 2, 1)).permute(0, 3, 2, 1)]
+    if attn.hw is not None:
+        branches.append(attn.hw(x))
+    return sum(branches[1:], branches[0]) / len(branches)
+
+
+def test_fast_path_equals_the_rotated_formulation_in_outputs_and_gradients() -> None:
+    for no_spatial in (False, True):
+        torch.manual_seed(0)
+        attn = TripletAttention(12, no_spatial=no_spatial).double().train()
+        for p in attn.parameters():  # non-trivial weights: BN affine away from (1, 0)
+            torch.nn.init.normal_(p, std=0.5)
+        x = torch.randn(3, 12, 7, 10, dtype=torch.float64, requires_grad=True)
+        reference_attn = TripletAttention(12, no_spatial=no_spatial).double().train()
+        reference_attn.load_state_dict(attn.state_dict())
+        grad = torch.randn(3, 12, 7, 10, dtype=torch.float64)
+        out = attn(x)
+        (dx,) = torch.autograd.grad(out, x, grad, retain_graph=True)
+        expected = _reference(reference_attn, x)
+        (ex,) = torch.autograd.grad(expected, x, grad, retain_graph=True)
+        torch.testing.assert_close(out, expected)
+        torch.testing.assert_close(dx, ex)
+        grads = torch.autograd.grad(out, list(attn.parameters()), grad)
+        expected_grads = torch.autograd.grad(expected, list(reference_attn.parameters()), grad)
+        for p, q in zip(grads, expected_grads, strict=True):
+            torch.testing.assert_close(p, q)
+        assert out.is_contiguous() and attn(x.to(memory_format=torch.channels_last)).shape == x.shape

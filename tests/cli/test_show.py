@@ -10,8 +10,10 @@ from PIL import Image
 
 from cnnattn.cli import main
 from cnnattn.engine import TrainConfig, train
-from cnnattn.visualize.show import METHODS
+from cnnattn.visualize.show import METHODS, load_samples
 from tiny_detection import voc_flat
+
+from tiny_data import CLASSES, image_zip
 
 CELL = (320, 340)  # pixels per grid cell (3.2 × 3.4 inches at 100 dpi)
 
@@ -82,3 +84,16 @@ def test_show_a_detector_checkpoint_with_eigencam_and_its_boxes(tmp_path: Path, 
     argv[argv.index("eigencam")] = "gradcam"
     assert main(argv) != 0
     assert "detectors support method eigencam (gradient-free); got 'gradcam'" in capsys.readouterr().err
+
+
+def test_show_takes_images_from_a_zip_datasets_validation_split(tmp_path: Path) -> None:
+    data = image_zip(tmp_path / "data.zip", per_class=4)
+    out = tmp_path / "zip.png"
+    argv = ["show", "--model", "resnet18_das", "--images", str(data), "--img-size", "64", "--max-images", "3",
+            "--output", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    with Image.open(out) as image:
+        assert image.size == (CELL[0], 3 * CELL[1])
+    samples = load_samples(str(data), 32, CLASSES, max_images=3)  # evenly spaced: first, middle, last image
+    assert [s.label for s in samples] == [0, len(CLASSES) // 2, len(CLASSES) - 1]
+    assert [s.name for s in samples] == ["0.png", "2.png", "3.png"] and samples[0].pixels.shape == (32, 32, 3)

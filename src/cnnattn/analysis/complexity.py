@@ -3,7 +3,9 @@
 Built on ``torch.utils.flop_counter.FlopCounterMode`` (convolutions, matrix products, attention), with
 formulas registered for what it misses: bilinear ``grid_sample`` (4 MACs per sampled value) and
 torchvision's deformable convolution (its GEMM plus 4 MACs per sampled value, plus the mask product).
-Norms, activations and element-wise gates count zero, as in the published ResNet figures
+Modules count the algorithm's products, not their fast kernels' extra ones (see
+``attention.common.reference_arithmetic``). Norms, activations and element-wise gates count zero, as in the
+published ResNet figures
 (ResNet-50 at 224²: 4.09 GMACs). GFLOPs in some papers are 2 × MACs.
 """
 
@@ -16,6 +18,8 @@ import torch
 import torchvision  # noqa: F401  (registers torch.ops.torchvision)
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
+from ..attention.common import reference_arithmetic
 
 __all__ = ["complexity_table", "count_macs", "count_params", "counted_forward"]
 
@@ -69,7 +73,7 @@ def counted_forward(
     )
     was_training = model.training
     try:
-        with FlopCounterMode(display=False, custom_mapping=CUSTOM_FLOPS) as counter:
+        with reference_arithmetic(), FlopCounterMode(display=False, custom_mapping=CUSTOM_FLOPS) as counter:
             model.eval()(x)
     finally:
         model.train(was_training)

@@ -11,11 +11,12 @@ any resolution runs.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..ops.shapes import ceil_div
 from .augmented import AugmentedConv2d, attention_channels, query_positions
-from .common import autocast_active, to_factory
+from .common import autocast_active, reference_arithmetic_active, to_factory
 from .registry import register_attention
 
 __all__ = ["AttentionAugmentedConv2d"]
@@ -96,21 +97,62 @@ class AttentionAugmentedConv2d(AugmentedConv2d):
         return logits.softmax(dim=-1)
 
     def attend(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        batch, _, height, width = x.shape
-        attn = self.attention_map(x)
-        out = torch.einsum("bhqk,bhdk->bhdq", attn, v.flatten(2).unflatten(1, (self.num_heads, -1)))
-        return out.reshape(batch, self.d_v, ceil_div(height, self.stride), ceil_div(width, self.stride))
+        """softmax(logits) · v through ``F.scaled_dot_product_attention``, never forming the (H'W' × HW) logits.
 
-    def _relative_logits(self, q: torch.Tensor, height: int, width: int) -> torch.Tensor:
-        """S_H + S_W for queries q (B, h, d, H', W') against all H×W keys: (B, h, H'W', HW)."""
-        batch, heads, _, h_out, w_out = q.shape
+        The relative logits S_H[i, j] + S_W[i, j] = q_i·r^H_{y_j − y_i} + q_i·r^W_{x_j − x_i} are a dot product
+        of the query's H + W relative scores with the key's one-hot row and column, so they ride along as extra
+        channels of q and k: one fused attention per head with memory O(HW·(d + H + W)) instead of O((HW)²).
+        Equal to ``softmax(attention_map(x)) · v`` up to float rounding (tests)."""
+        batch, _, height, width = x.shape
+        if reference_arithmetic_active():  # counting MACs: the algorithm's products, not the fused kernel's
+            out = torch.einsum(
+                "bhqk,bhdk->bhdq", self.attention_map(x), v.flatten(2).unflatten(1, (self.num_heads, -1))
+            )
+            return out.reshape(batch, self.d_v, ceil_div(height, self.stride), ceil_div(width, self.stride))
+        q, k = self.qk(x).chunk(2, dim=1)
+        q = q[..., :: self.stride, :: self.stride] * self.scale  # (B, h·d, H', W'): queries on the output grid
+        q = q.unflatten(1, (self.num_heads, -1))  # (B, h, d, H', W')
+        out_size = q.shape[-2:]
+        v = v.flatten(2).unflatten(1, (self.num_heads, -1)).transpose(-1, -2)  # (B, h, HW, d_v/h)
+        if autocast_active():  # logits in float32, as attention_map: bf16 logits of large activations lose the argmax
+            with torch.autocast(x.device.type, enabled=False):
+                out = self._fused_attention(q.float(), k.float(), v.float(), height, width)
+        else:
+            out = self._fused_attention(q, k, v, height, width)
+        return out.transpose(-1, -2).reshape(batch, self.d_v, *out_size)
+
+    def _fused_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, height: int,
+                         width: int) -> torch.Tensor:  # fmt: skip
+        """(B, h, H'W', d_v/h) from q (B, h, d, H', W'), k (B, h·d, H, W) and v (B, h, HW, d_v/h)."""
+        queries = q.flatten(3).transpose(-1, -2)  # (B, h, H'W', d)
+        keys = k.flatten(2).unflatten(1, (self.num_heads, -1)).transpose(-1, -2)  # (B, h, HW, d)
+        if self.relative:
+            s_h, s_w = self._relative_scores(q, height, width)
+            rows = torch.eye(height, dtype=q.dtype, device=q.device)[:, None, :].expand(height, width, height)
+            cols = torch.eye(width, dtype=q.dtype, device=q.device)[None].expand(height, width, width)
+            one_hot = torch.cat([rows, cols], dim=-1).reshape(height * width, height + width)
+            queries = torch.cat([queries, s_h.flatten(2, 3), s_w.flatten(2, 3)], dim=-1)
+            keys = torch.cat([keys, one_hot.expand(*keys.shape[:2], -1, -1)], dim=-1)
+        # The fused CPU kernel wants one head size for q, k and v: pad the smaller with zeros (exact), then cut.
+        depth = max(queries.shape[-1], v.shape[-1])
+        queries, keys = (F.pad(t, (0, depth - t.shape[-1])) for t in (queries, keys))
+        values = F.pad(v, (0, depth - v.shape[-1]))
+        return F.scaled_dot_product_attention(queries, keys, values, scale=1.0)[..., : v.shape[-1]]
+
+    def _relative_scores(self, q: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each query's relative scores against every key row and column: q (B, h, d, H', W') →
+        S_H (B, h, H', W', H) and S_W (B, h, H', W', W)."""
         # One arange per axis, never shared when height == width: exported with symbolic sizes, a shared one
         # would tie the width's key positions to the height's.
         keys_h, keys_w = torch.arange(height, device=q.device), torch.arange(width, device=q.device)
         e_h = relative_embeddings(self.rel_h, query_positions(height, self.stride, q.device, torch.long), keys_h)
         e_w = relative_embeddings(self.rel_w, query_positions(width, self.stride, q.device, torch.long), keys_w)
-        s_h = torch.einsum("bhdyx,yYd->bhyxY", q, e_h)  # (B, h, H', W', H)
-        s_w = torch.einsum("bhdyx,xXd->bhyxX", q, e_w)  # (B, h, H', W', W)
+        return torch.einsum("bhdyx,yYd->bhyxY", q, e_h), torch.einsum("bhdyx,xXd->bhyxX", q, e_w)
+
+    def _relative_logits(self, q: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """S_H + S_W for queries q (B, h, d, H', W') against all H×W keys: (B, h, H'W', HW)."""
+        batch, heads, _, h_out, w_out = q.shape
+        s_h, s_w = self._relative_scores(q, height, width)
         return (s_h[..., :, None] + s_w[..., None, :]).reshape(batch, heads, h_out * w_out, height * width)
 
     def extra_repr(self) -> str:

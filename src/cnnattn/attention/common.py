@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
+
 import torch
 from torch import nn
 
-__all__ = ["NotScriptable", "Query", "autocast_active", "query_index", "query_rows", "to_factory"]
+__all__ = ["NotScriptable", "Query", "autocast_active", "query_index", "query_rows", "reference_arithmetic",
+           "reference_arithmetic_active", "to_factory"]  # fmt: skip
 
 Query = tuple[float, float]  # (y, x) as fractions of the output grid's height and width, in [0, 1]
 
@@ -35,6 +40,27 @@ def autocast_active() -> bool:
     models traceable. Used where a computation must run in float32 under autocast (attention logits, whose products
     of large activations lose too many digits in bfloat16 and overflow float16)."""
     return torch.is_autocast_enabled("cpu") or torch.is_autocast_enabled("cuda")
+
+
+_COUNTING = threading.local()
+
+
+@contextlib.contextmanager
+def reference_arithmetic() -> Iterator[None]:
+    """Inside, modules whose fast path does extra arithmetic (zero padding, one-hot products, as AA's fused
+    attention) run their reference formulation instead, so that a FLOP counter counts the algorithm's MACs and
+    not the kernel's. ``cnnattn.profile`` counts inside it; outputs are equal either way (up to rounding)."""
+    previous = getattr(_COUNTING, "active", False)
+    _COUNTING.active = True
+    try:
+        yield
+    finally:
+        _COUNTING.active = previous
+
+
+def reference_arithmetic_active() -> bool:
+    """Whether :func:`reference_arithmetic` is on (in this thread)."""
+    return getattr(_COUNTING, "active", False)
 
 
 def query_index(query: Query, height: int, width: int) -> int:

@@ -37,7 +37,11 @@ class ZPoolGate(nn.Module):
 
     def gate(self, x: torch.Tensor) -> torch.Tensor:
         """The sigmoid map, (B, 1, P, Q) in (0, 1)."""
-        return torch.sigmoid(self.conv(self.pool(x)))
+        return self.gate_pooled(self.pool(x))
+
+    def gate_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
+        """The sigmoid map of an already Z-pooled input (B, 2, P, Q): (B, 1, P, Q) in (0, 1)."""
+        return torch.sigmoid(self.conv(pooled))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.gate(x)
@@ -76,26 +80,40 @@ class TripletAttention(nn.Module):
         self.hw = None if no_spatial else ZPoolGate(kernel_size, bn_momentum, **dd)
 
     def _cw(self, x: torch.Tensor) -> torch.Tensor:
-        return self.cw.gate(x.permute(0, 2, 1, 3)).permute(0, 2, 1, 3)  # (B, C, 1, W)
+        """Pooled over H, gating (C, W): (B, C, 1, W), contiguous."""
+        pooled = torch.stack([x.amax(dim=2), x.mean(dim=2)], dim=1)  # (B, 2, C, W): no permuted copy of x
+        return self.cw.gate_pooled(pooled).transpose(1, 2)  # (B, 1, C, W) → (B, C, 1, W), the same memory
 
     def _hc(self, x: torch.Tensor) -> torch.Tensor:
-        return self.hc.gate(x.permute(0, 3, 2, 1)).permute(0, 3, 2, 1)  # (B, C, H, 1)
+        """Pooled over W, gating (H, C): (B, C, H, 1), contiguous."""
+        pooled = torch.stack([x.amax(dim=3), x.mean(dim=3)], dim=1).transpose(2, 3)  # (B, 2, H, C)
+        return self.hc.gate_pooled(pooled).transpose(2, 3).reshape(x.shape[0], x.shape[1], x.shape[2], 1)
+
+    def _gates(self, x: torch.Tensor) -> list[torch.Tensor]:
+        gates = [self._cw(x), self._hc(x)]
+        if self.hw is not None:
+            gates.append(self.hw.gate(x))  # (B, 1, H, W)
+        return gates
 
     def attention_map(self, x: torch.Tensor) -> torch.Tensor:
-        """The multiplier ``forward`` applies: the mean of the branches' gates, (B, C, H, W) in (0, 1)."""
-        gates = self._cw(x) + self._hc(x)
-        if self.hw is not None:
-            return (gates + self.hw.gate(x)) / 3  # + (B, 1, H, W)
-        return gates / 2
+        """The multiplier ``forward`` applies: the mean of the branches' gates, (B, C, H, W) in (0, 1).
+
+        The 1/n of the mean is taken on the small gates, and the full-size sum is formed once and added to in
+        place: two passes over (B, C, H, W) instead of three, and every gate contiguous, so the sum and the
+        product with X keep X's layout."""
+        gates = self._gates(x)
+        weight = 1.0 / len(gates)
+        total = torch.add(gates[0] * weight, gates[1], alpha=weight)
+        if len(gates) == 3:
+            total = total.add_(gates[2], alpha=weight)
+        return total
 
     @torch.jit.unused
     def attention_parts(self, x: torch.Tensor, query: tuple[float, float] = (0.5, 0.5)) -> dict[str, torch.Tensor]:
         """For pictures, each branch's gate in (0, 1): ``cw`` (B, C, 1, W), ``hc`` (B, C, H, 1), ``hw``
         (B, 1, H, W) unless dropped, and ``map`` (B, C, H, W), the mean ``forward`` applies; ``query`` is unused."""
-        parts = {"cw": self._cw(x), "hc": self._hc(x)}
-        if self.hw is not None:
-            parts["hw"] = self.hw.gate(x)
-        gates = list(parts.values())  # the mean as attention_map forms it, without running the branches again
+        gates = self._gates(x)
+        parts = dict(zip(("cw", "hc", "hw"), gates, strict=False))
         return {**parts, "map": sum(gates[1:], gates[0]) / len(gates)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", action="append", help="a training checkpoint (repeat for more columns)")
     source.add_argument("--model", action="append", help="an untrained model name, e.g. resnet18_das")
-    parser.add_argument("--images", required=True, help="image file or folder, or builtin:cluttered|builtin:digits")
+    parser.add_argument(
+        "--images",
+        required=True,
+        help="image file or folder, a zip dataset (its validation split, e.g. the CIFAR-10 zip), or "
+        "builtin:cluttered|builtin:digits",
+    )
     parser.add_argument("--method", type=str_list, default=["attention"], help=f"comma-separated: {', '.join(METHODS)}")
     parser.add_argument(
         "--layer",

@@ -112,26 +112,12 @@ def _sample(image: Image.Image, size: int, name: str, label: int | None, box: Se
 
 def load_samples(images: str, img_size: int, classes: Sequence[str], max_images: int = 8) -> list[Sample]:
     """Up to ``max_images`` images: ``builtin:cluttered`` / ``builtin:digits`` test images (true classes; boxes
-    for cluttered digits), or an image file / folder (true class when the parent folder is a class name)."""
+    for cluttered digits), images spread evenly over the validation split of a zip dataset (true classes, e.g.
+    the CIFAR-10 zip), or an image file / folder (true class when the parent folder is a class name)."""
     if images.startswith("builtin:"):
-        from ..data.builtin import BUILTIN_DATASETS
-
-        name = images.removeprefix("builtin:")
-        if name not in BUILTIN_DATASETS:
-            raise ValueError(f"unknown built-in dataset {images!r}; use builtin:cluttered or builtin:digits.")
-        data = BUILTIN_DATASETS[name]("test")
-        count = min(max_images, len(data))
-        boxes = data.boxes if data.boxes is not None else [None] * count
-        return [
-            _sample(
-                Image.fromarray(data.images[i]).convert("RGB"),
-                img_size,
-                f"{name} {i}",
-                int(data.labels[i]),
-                None if boxes[i] is None else boxes[i].tolist(),
-            )
-            for i in range(count)
-        ]
+        return _builtin_samples(images, img_size, max_images)
+    if images.endswith(".zip") and Path(images).is_file():
+        return _zip_samples(images, img_size, classes, max_images)
     from ..engine.predict import image_files
 
     samples = []
@@ -139,6 +125,41 @@ def load_samples(images: str, img_size: int, classes: Sequence[str], max_images:
         image = read_rgb(path)
         label = list(classes).index(path.parent.name) if path.parent.name in classes else None
         samples.append(_sample(image, img_size, path.name, label, None))
+    return samples
+
+
+def _builtin_samples(images: str, img_size: int, max_images: int) -> list[Sample]:
+    from ..data.builtin import BUILTIN_DATASETS
+
+    name = images.removeprefix("builtin:")
+    if name not in BUILTIN_DATASETS:
+        raise ValueError(f"unknown built-in dataset {images!r}; use builtin:cluttered or builtin:digits.")
+    data = BUILTIN_DATASETS[name]("test")
+    count = min(max_images, len(data))
+    boxes = data.boxes if data.boxes is not None else [None] * count
+    return [
+        _sample(
+            Image.fromarray(data.images[i]).convert("RGB"),
+            img_size,
+            f"{name} {i}",
+            int(data.labels[i]),
+            None if boxes[i] is None else boxes[i].tolist(),
+        )
+        for i in range(count)
+    ]
+
+
+def _zip_samples(images: str, img_size: int, classes: Sequence[str], max_images: int) -> list[Sample]:
+    """Validation images of a zip dataset at evenly spaced indices (a class-sorted split shows several classes)."""
+    from ..data.sources import open_dataset
+
+    data = open_dataset(images, "val")
+    picks = np.unique(np.linspace(0, len(data) - 1, min(max_images, len(data))).round().astype(int))
+    samples = []
+    for index in picks.tolist():
+        name = data.classes[data.samples[index][1]]
+        label = list(classes).index(name) if name in classes else None
+        samples.append(_sample(data.load_image(index), img_size, Path(data.samples[index][0]).name, label, None))
     return samples
 
 
