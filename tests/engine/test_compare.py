@@ -11,6 +11,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
+import cnnattn
 from cnnattn.analysis.stats import t_critical
 from cnnattn.cli import main
 from cnnattn.engine import TrainConfig
@@ -70,6 +71,15 @@ def test_compare_reuses_finished_runs(tmp_path: Path) -> None:
 def test_budget_limits_each_run(tmp_path: Path) -> None:
     rows = compare(BASE.replace(epochs=50), ["none"], seeds=1, budget_minutes=0.05, output=tmp_path, latency_repeats=2)
     assert 1 <= rows[0].epochs < 50
+
+
+def test_compare_times_and_counts_models_with_the_recipes_model_kwargs(tmp_path: Path) -> None:
+    # At 32 px the ImageNet stem leaves DAS a 1×1 map, which its instance norm refuses: latency and MACs must
+    # use the CIFAR stem the runs were trained with.
+    base = BASE.replace(img_size=32, model_kwargs={"stem": "cifar"}, train_subset=32)
+    rows = compare(base, ["das"], seeds=1, output=tmp_path, latency_repeats=1)
+    cifar = cnnattn.create_model("resnet18_das", num_classes=10, stem="cifar")
+    assert rows[0].macs == cnnattn.profile(cifar, (3, 32, 32)).macs and rows[0].latency_ms > 0
 
 
 def test_variant_names_are_checked_before_training() -> None:

@@ -112,12 +112,16 @@ def make_step(model: nn.Module, x: torch.Tensor, mode: str, amp: bool, detection
     return train
 
 
-def bench_model(name: str, num_classes: int, img_size: int, detector: str | None = None) -> nn.Module:
+def bench_model(name: str, num_classes: int, img_size: int, detector: str | None = None,
+                model_kwargs: dict | None = None) -> nn.Module:  # fmt: skip
     """The model ``name`` with ``num_classes`` outputs, or the ``detector`` on backbone ``name`` resizing every
-    image to ``img_size`` (``num_classes`` then counts the background)."""
+    image to ``img_size`` (``num_classes`` then counts the background); ``model_kwargs`` go to the (backbone)
+    model, e.g. ``{'stem': 'cifar'}``."""
     if detector:
-        return create_detector(detector, name, num_classes, min_size=img_size, max_size=img_size)
-    return create_model(name, num_classes=num_classes)
+        return create_detector(
+            detector, name, num_classes, min_size=img_size, max_size=img_size, backbone_kwargs=model_kwargs
+        )
+    return create_model(name, num_classes=num_classes, **(model_kwargs or {}))
 
 
 def _prepare(
@@ -129,10 +133,11 @@ def _prepare(
     compile: bool,
     num_classes: int = 1000,
     detector: str | None = None,
+    model_kwargs: dict | None = None,
 ) -> tuple[nn.Module, torch.Tensor]:
     dev = torch.device(device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model = bench_model(name, num_classes, img_size, detector).to(dev, memory_format=memory_format)
+    model = bench_model(name, num_classes, img_size, detector, model_kwargs).to(dev, memory_format=memory_format)
     x = torch.randn(batch_size, 3, img_size, img_size, device=dev).contiguous(memory_format=memory_format)
     return (torch.compile(model) if compile else model), x
 
@@ -168,9 +173,10 @@ def cpu_step_memory(
     amp: bool,
     num_classes: int = 1000,
     detector: str | None = None,
+    model_kwargs: dict | None = None,
 ) -> dict:
     """Growth of peak RSS over two steps of one model (run in a fresh process by :func:`bench`)."""
-    model, x = _prepare(name, batch_size, img_size, "cpu", channels_last, False, num_classes, detector)
+    model, x = _prepare(name, batch_size, img_size, "cpu", channels_last, False, num_classes, detector, model_kwargs)
     step = make_step(model, x, mode, amp, detection=detector is not None)
     base = rss_baseline()
     step()
@@ -194,11 +200,13 @@ def bench(
     num_classes: int = 1000,
     detector: str | None = None,
     runtimes: Sequence[str] | None = None,
+    model_kwargs: dict | None = None,
 ) -> list[BenchResult]:
     """Benchmark cnnattn/timm model names side by side (see module docs); models get ``num_classes`` outputs.
     ``detector`` (``fasterrcnn``, ``retinanet``, ``fcos``): time that detector on each backbone name instead.
     ``runtimes``: any of ``RUNTIMES``, each model in each (default: ``compile`` if ``compile`` else ``eager``);
-    peak memory is measured for eager entries only."""
+    peak memory is measured for eager entries only. ``model_kwargs`` go to every model (a detector's backbone),
+    e.g. ``{'stem': 'cifar'}``."""
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("device 'cuda' requested but no CUDA device is available; use --device cpu.")
     runtimes = list(runtimes or (["compile"] if compile else ["eager"]))
@@ -207,7 +215,7 @@ def bench(
     entries = [(name, runtime) for name in names for runtime in runtimes]
     prepared = {
         (name, runtime): _prepare(
-            name, batch_size, img_size, device, channels_last, runtime == "compile", num_classes, detector
+            name, batch_size, img_size, device, channels_last, runtime == "compile", num_classes, detector, model_kwargs
         )
         for name, runtime in entries
     }
@@ -245,7 +253,9 @@ def bench(
         for result in results:
             if result.runtime == "eager":
                 step = steps[(result.model, result.runtime)]
-                result.peak_memory_mb = _peak_memory(result, channels_last, amp, step, dev, num_classes, detector)
+                result.peak_memory_mb = _peak_memory(
+                    result, channels_last, amp, step, dev, num_classes, detector, model_kwargs
+                )
     for result in results:
         result.ratio = result.median_ms / results[0].median_ms
     return results
@@ -259,6 +269,7 @@ def _peak_memory(
     device: torch.device,
     num_classes: int,
     detector: str | None,
+    model_kwargs: dict | None = None,
 ) -> float:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -276,6 +287,7 @@ def _peak_memory(
             amp=amp,
             num_classes=num_classes,
             detector=detector,
+            model_kwargs=model_kwargs,
         ),
     )["peak_memory_mb"]
 

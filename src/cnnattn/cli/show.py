@@ -17,7 +17,8 @@ def register(commands: argparse._SubParsersAction) -> None:
             "image with a colour bar, the layer, the predicted class and score, and the true class where known. "
             "Methods: attention (the captured map of --layer, default the deepest attention module whose map is "
             "at least 4×4), offsets (DAS sampling points traced through two gates), gradcam, gradcampp, "
-            'eigencam (these three need pip install "cnnattn[viz]").'
+            'eigencam (these three need pip install "cnnattn[viz]"). A detector checkpoint: eigencam of its feature '
+            "pyramid with its detected boxes."
         ),
     )
     source = parser.add_mutually_exclusive_group(required=True)

@@ -314,6 +314,7 @@ def compare(
         memory=False,
         num_classes=model_classes(runs[0]),
         detector=resolved.detector if resolved.task == "detect" else None,
+        model_kwargs=resolved.model_kwargs,
     )
     for row, timing in zip(rows, latencies, strict=True):
         row.latency_ms = timing.median_ms
