@@ -67,6 +67,7 @@ def test_show_errors_are_one_line(capsys) -> None:
     assert "unknown built-in dataset 'builtin:mnist'" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # trains a detector (~20 s); detection_activation_maps itself is tested in tests/visualize
 def test_show_a_detector_checkpoint_with_eigencam_and_its_boxes(tmp_path: Path, capsys) -> None:
     pytest.importorskip("pytorch_grad_cam", reason="the viz extra is not installed")
     data = voc_flat(tmp_path / "d", count=6)

@@ -259,9 +259,8 @@ def test_cli_train_eval_json(tmp_path: Path, capsys) -> None:
 
 def test_eval_compares_bf16_with_float32_image_by_image(tmp_path: Path, capsys) -> None:
     out = tmp_path / "bf16"
-    args = ["--data", "builtin:digits", "--img-size", "48", "--epochs", "1", "--batch-size", "32", "--workers", "0",
-            "--json"]  # fmt: skip
-    assert main(["train", "--model", "resnet18_das", *args, "--output", str(out), "train_subset=96"]) == 0
+    args = ["--data", "builtin:digits", "--epochs", "1", "--batch-size", "32", "--workers", "0", "--json"]
+    assert main(["train", "--model", "resnet18_se", *args, "--output", str(out), "train_subset=64"]) == 0
     checkpoint = json.loads(capsys.readouterr().out)["last_checkpoint"]
     assert main(["eval", "--checkpoint", checkpoint, "--workers", "0", "--precision", "32,bf16", "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
