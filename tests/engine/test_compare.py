@@ -26,8 +26,11 @@ BASE = TrainConfig(
 
 
 def test_compare_writes_table_csv_markdown_and_plot(tmp_path: Path) -> None:
-    rows = compare(BASE, ["none", "se"], seeds=2, output=tmp_path, latency_repeats=3)
+    said: list[str] = []
+    rows = compare(BASE, ["none", "se"], seeds=2, output=tmp_path, latency_repeats=3, report=said.append)
     assert [r.variant for r in rows] == ["none", "se"] and [r.model for r in rows] == ["resnet18", "resnet18_se"]
+    started = [m.split(":")[0] for m in said if ": training in" in m]  # seed by seed: all variants on seed 0 first
+    assert started == ["[1/4] none · seed 0", "[2/4] se · seed 0", "[3/4] none · seed 1", "[4/4] se · seed 1"]
     assert all(r.seeds == 2 and r.epochs == 1 and r.latency_ms > 0 and r.std >= 0 for r in rows)
     assert rows[1].params > rows[0].params and rows[1].macs > rows[0].macs
     with open(tmp_path / "results.csv") as f:

@@ -1,4 +1,5 @@
-"""Pieces the attention modules share: timm's ``device``/``dtype`` factory keywords and the TorchScript refusal."""
+"""Pieces the attention modules share: timm's ``device``/``dtype`` factory keywords, the TorchScript refusal, and the
+fused gate-and-shortcut product of residual blocks."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-__all__ = ["NotScriptable", "Query", "autocast_active", "query_index", "query_rows", "reference_arithmetic",
+__all__ = ["NotScriptable", "Query", "autocast_active", "gated", "query_index", "query_rows", "reference_arithmetic",
            "reference_arithmetic_active", "to_factory"]  # fmt: skip
 
 Query = tuple[float, float]  # (y, x) as fractions of the output grid's height and width, in [0, 1]
@@ -33,6 +34,17 @@ class NotScriptable:
             f"{type(self).__name__} cannot be compiled by torch.jit.script (its forward uses Python that "
             "TorchScript lacks); use torch.jit.trace, torch.export.export, torch.compile or ONNX export instead."
         )
+
+
+def gated(x: torch.Tensor, multiplier: torch.Tensor, shortcut: torch.Tensor | None = None) -> torch.Tensor:
+    """``x ⊙ multiplier``, plus ``shortcut`` when given, in one pass (``torch.addcmul``).
+
+    The contract of gates that fuse a residual block's shortcut: their class sets ``fuses_shortcut = True`` and
+    their ``forward(x, shortcut=None)`` returns ``gated(x, multiplier, shortcut)``, so a block calls
+    ``attn(out, shortcut)`` (hooks and all) and never materialises the gated tensor before adding the shortcut:
+    one full-size write and read fewer per block. ``multiplier`` broadcasts against ``x`` (B, C, H, W).
+    """
+    return x * multiplier if shortcut is None else torch.addcmul(shortcut, x, multiplier)
 
 
 def autocast_active() -> bool:

@@ -8,14 +8,12 @@ from __future__ import annotations
 from functools import partial
 
 import torch
-from timm.layers import non_local_attn
-from timm.layers.cbam import CbamModule
+from timm.layers import cbam, non_local_attn, squeeze_excite
 from timm.layers.coord_attn import CoordAttn
 from timm.layers.eca import EcaModule
 from timm.layers.global_context import GlobalContext
-from timm.layers.squeeze_excite import SEModule
 
-from .common import autocast_active
+from .common import autocast_active, gated
 from .registry import register_attention
 
 
@@ -40,6 +38,37 @@ class NonLocalAttn(non_local_attn.NonLocalAttn):
             return self._block(x)
         with torch.autocast(x.device.type, enabled=False):
             return self._block(x.float()).to(x.dtype)
+
+
+class SEModule(squeeze_excite.SEModule):
+    """timm's ``SEModule`` (same arguments, parameters and outputs) whose ``forward(x, shortcut)`` adds a residual
+    block's shortcut in the same pass as the gate's product (:func:`cnnattn.attention.common.gated`)."""
+
+    fuses_shortcut = True
+
+    def multiplier(self, x: torch.Tensor) -> torch.Tensor:
+        """The channel gate σ(fc2(act(fc1(mean_HW x)))), (B, C, 1, 1)."""
+        x_se = x.mean((2, 3), keepdim=True)
+        if self.add_maxpool:
+            x_se = 0.5 * x_se + 0.5 * x.amax((2, 3), keepdim=True)
+        return self.gate(self.fc2(self.act(self.bn(self.fc1(x_se)))))
+
+    def forward(self, x: torch.Tensor, shortcut: torch.Tensor | None = None) -> torch.Tensor:
+        return gated(x, self.multiplier(x), shortcut)
+
+
+class CbamModule(cbam.CbamModule):
+    """timm's ``CbamModule`` (same arguments, parameters and outputs): channel gate, then the spatial gate, whose
+    product ``forward(x, shortcut)`` fuses with a residual block's shortcut (:func:`cnnattn.attention.common.gated`).
+    """
+
+    fuses_shortcut = True
+
+    def forward(self, x: torch.Tensor, shortcut: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.channel(x)
+        spatial = self.spatial
+        pooled = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)  # (B, 2, H, W)
+        return gated(x, spatial.gate(spatial.conv(pooled)), shortcut)
 
 
 register_attention(

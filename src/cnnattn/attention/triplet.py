@@ -8,7 +8,7 @@ import torch
 from timm.layers import ConvNormAct
 from torch import nn
 
-from .common import to_factory
+from .common import gated, to_factory
 from .registry import register_attention
 
 
@@ -54,7 +54,8 @@ class TripletAttention(nn.Module):
     Branch ``cw`` pools over H and gates each (C, W) position; ``hc`` pools over W and gates (H, C);
     ``hw`` pools over C and gates (H, W) (dropped with ``no_spatial=True``, the paper's ablation). No
     parameter depends on the channel count; ``channels`` is accepted for the registry contract. The mean of
-    the three gated tensors is X ⊙ mean(gates), computed that way: one full-size product instead of three.
+    the three gated tensors is X ⊙ mean(gates), computed that way: one full-size product instead of three, fused
+    with a residual block's shortcut by ``forward(x, shortcut)`` (:func:`cnnattn.attention.common.gated`).
 
     Args:
         channels: Input channels (unused).
@@ -63,6 +64,8 @@ class TripletAttention(nn.Module):
         bn_momentum: BatchNorm momentum of the branches (the official code uses 0.01).
         device, dtype: Where and in which precision to create the parameters (timm's factory keywords).
     """
+
+    fuses_shortcut = True
 
     def __init__(
         self,
@@ -116,5 +119,5 @@ class TripletAttention(nn.Module):
         parts = dict(zip(("cw", "hc", "hw"), gates, strict=False))
         return {**parts, "map": sum(gates[1:], gates[0]) / len(gates)}
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.attention_map(x)
+    def forward(self, x: torch.Tensor, shortcut: torch.Tensor | None = None) -> torch.Tensor:
+        return gated(x, self.attention_map(x), shortcut)

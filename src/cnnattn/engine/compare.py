@@ -1,9 +1,10 @@
 """``compare``: several attention variants of one backbone, trained under one recipe with the same seeds.
 
-Each (variant, seed) run is an ordinary ``train`` run in ``<output>/<variant>-s<seed>/``; a run that
-finished is reused and an interrupted one resumed, so an interrupted comparison continues where it
-stopped. The summary gives the task's main metric, mean ± std over seeds (percent, validation split, last
-epoch: top-1 for classification, COCO AP for detection), its second (top-5, AP50), params and MACs of the
+Each (variant, seed) run is an ordinary ``train`` run in ``<output>/<variant>-s<seed>/``, seed by seed (every
+variant on seed 0, then on seed 1, …); a run that finished is reused and an interrupted one resumed, so an
+interrupted comparison continues where it stopped, and one run with fewer seeds is reused by one with more.
+The summary gives the task's main metric, mean ± std over seeds (percent, validation split, last epoch: top-1
+for classification, COCO AP for detection), its second (top-5, AP50), params and MACs of the
 trained model at the training resolution, and batch-1 inference latency on the device of ``bench`` (median of
 interleaved runs), as a printed table, ``results.csv``, ``results.md`` and an accuracy-vs-MACs PNG, with every
 run's validation curve (``curves.csv``, ``curves.png``; ``patience`` trains to convergence). Every variant
@@ -293,7 +294,7 @@ def compare(
     )
     results: dict[str, list[TrainResult]] = {variant: [] for variant in models}
     metrics = TASK_METRICS[base.task]
-    for index, (variant, seed) in enumerate(itertools.product(models, range(seeds)), start=1):
+    for index, (seed, variant) in enumerate(itertools.product(range(seeds), models), start=1):
         label = f"[{index}/{remaining.total}] {variant} · seed {seed}"
         run_output = str(output / f"{variant}-s{seed}")
         config = base.replace(model=models[variant], seed=seed, output=run_output, max_minutes=share)

@@ -95,8 +95,10 @@ RECOMPUTED: dict[type, Callable[[nn.Module, torch.Tensor, Query], dict[str, torc
 
 
 def _attention_types() -> tuple[type, ...]:
+    """The registered attention classes, and the timm classes capture reads (cnnattn's SE and CBAM subclass
+    timm's; a timm model built with ``attn_layer='cbam'`` holds timm's own)."""
     factories = (getattr(info.factory, "func", info.factory) for info in list_attention())
-    return tuple({f for f in factories if isinstance(f, type)})
+    return tuple({f for f in factories if isinstance(f, type)} | set(SUBMODULE_PARTS) | set(RECOMPUTED))
 
 
 def attention_named_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -147,7 +149,7 @@ def _submodule_hook(
 def _hooks(name: str, module: nn.Module, maps: Maps, query: Query) -> list[torch.utils.hooks.RemovableHandle]:
     if callable(getattr(module, "attention_parts", None)) or _recomputed(module) is not None:
         return [module.register_forward_hook(partial(_recompute_hook, name, maps, query))]
-    spec = SUBMODULE_PARTS.get(type(module))
+    spec = next((SUBMODULE_PARTS[cls] for cls in type(module).__mro__ if cls in SUBMODULE_PARTS), None)
     if spec is None:
         raise TypeError(
             f"capture: no way to read {type(module).__name__} ({name}); give it an "

@@ -56,6 +56,15 @@ class AttentionSlots:
             if slot not in self._modules:  # type: ignore[attr-defined]
                 setattr(self, slot, None)
 
+    def attend_add(self, out: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
+        """``attn(out) + shortcut`` (``out + shortcut`` with the slot empty); a gate that fuses the shortcut
+        (``fuses_shortcut``, :func:`cnnattn.attention.common.gated`) gets both and adds in its product's pass."""
+        if self.attn is None:
+            return out + shortcut
+        if hasattr(self.attn, "fuses_shortcut"):
+            return self.attn(out, shortcut)
+        return self.attn(out) + shortcut
+
     def post_block(self, out: torch.Tensor) -> torch.Tensor:
         """``attn_stage(attn_post(out))``, skipping empty slots."""
         if self.attn_post is not None:

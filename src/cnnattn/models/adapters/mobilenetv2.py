@@ -27,10 +27,10 @@ class AttnInvertedResidual(AttentionSlots, InvertedResidual):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv(x)
+        if self.use_res_connect:
+            return self.post_block(self.attend_add(out, x))
         if self.attn is not None:
             out = self.attn(out)
-        if self.use_res_connect:
-            out = x + out
         return self.post_block(out)
 
 

@@ -14,15 +14,18 @@ __all__ = ["AttnBasicBlock", "AttnBottleneck", "TimmResNetAdapter"]
 
 
 class _TimmSlots(AttentionSlots):
-    def residual(self, out: torch.Tensor) -> torch.Tensor:
-        """The residual branch after the last norm: cnnattn's ``attn``, timm's own ``se``, then drop-path."""
+    def residual_add(self, out: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
+        """The residual branch after the last norm (cnnattn's ``attn``, timm's own ``se``, then drop-path) plus
+        the shortcut; without ``se`` and drop-path, the attention may add the shortcut in its own pass."""
+        if self.se is None and self.drop_path is None:
+            return self.attend_add(out, shortcut)
         if self.attn is not None:
             out = self.attn(out)
         if self.se is not None:
             out = self.se(out)
         if self.drop_path is not None:
             out = self.drop_path(out)
-        return out
+        return out + shortcut
 
 
 class AttnBasicBlock(_TimmSlots, BasicBlock):
@@ -33,7 +36,7 @@ class AttnBasicBlock(_TimmSlots, BasicBlock):
         shortcut = x if self.downsample is None else self.downsample(x)
         out = self.aa(self.act1(self.drop_block(self.bn1(self.conv1(x)))))
         out = self.bn2(self.conv2(out))
-        return self.post_block(self.act2(self.residual(out) + shortcut))
+        return self.post_block(self.act2(self.residual_add(out, shortcut)))
 
 
 class AttnBottleneck(_TimmSlots, Bottleneck):
@@ -45,7 +48,7 @@ class AttnBottleneck(_TimmSlots, Bottleneck):
         out = self.act1(self.bn1(self.conv1(x)))
         out = self.aa(self.act2(self.drop_block(self.bn2(self.conv2(out)))))
         out = self.bn3(self.conv3(out))
-        return self.post_block(self.act3(self.residual(out) + shortcut))
+        return self.post_block(self.act3(self.residual_add(out, shortcut)))
 
 
 @register_adapter("timm_resnet")

@@ -19,9 +19,7 @@ class AttnBasicBlock(AttentionSlots, BasicBlock):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
         out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
-        if self.attn is not None:
-            out = self.attn(out)
-        return self.post_block(self.relu(out + identity))
+        return self.post_block(self.relu(self.attend_add(out, identity)))
 
 
 class AttnBottleneck(AttentionSlots, Bottleneck):
@@ -32,9 +30,7 @@ class AttnBottleneck(AttentionSlots, Bottleneck):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        if self.attn is not None:
-            out = self.attn(out)
-        return self.post_block(self.relu(out + identity))
+        return self.post_block(self.relu(self.attend_add(out, identity)))
 
 
 @register_adapter("torchvision_resnet")
