@@ -7,7 +7,9 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cnnattn.ops.pooling import adaptive_avg_pool2d_matmul, pooling_matrix
+import pytest
+
+from cnnattn.ops.pooling import adaptive_avg_pool2d_matmul, max_along, pooling_matrix
 
 
 @settings(max_examples=60, deadline=None)
@@ -23,3 +25,19 @@ def test_windows_overlap_as_pytorchs_do() -> None:
     matrix = pooling_matrix(5, 3, torch.empty(0))
     expected = torch.tensor([[1 / 2, 1 / 2, 0, 0, 0], [0, 1 / 3, 1 / 3, 1 / 3, 0], [0, 0, 0, 1 / 2, 1 / 2]])
     torch.testing.assert_close(matrix, expected)
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_max_along_equals_amax_in_value_and_gradient_where_the_maximum_is_unique(dim: int) -> None:
+    x = torch.randn(2, 5, 4, 6, dtype=torch.float64, requires_grad=True)
+    weights = torch.randn(x.amax(dim).shape, dtype=torch.float64)
+    ours = torch.autograd.grad((max_along(x, dim) * weights).sum(), x)[0]
+    reference = torch.autograd.grad((x.amax(dim) * weights).sum(), x)[0]
+    assert torch.equal(max_along(x, dim), x.amax(dim)) and torch.equal(ours, reference)
+    assert max_along(x, dim, keepdim=True).shape == x.amax(dim, keepdim=True).shape
+
+
+def test_max_along_gives_a_tie_the_whole_gradient_on_one_maximum_as_max_pool2d() -> None:
+    x = torch.zeros(1, 3, 1, 1, requires_grad=True)  # a three-way tie along dim 1
+    grad = torch.autograd.grad(max_along(x, 1).sum(), x)[0]
+    assert grad.sum() == 1 and grad.count_nonzero() == 1

@@ -8,6 +8,7 @@ import torch
 from timm.layers import ConvNormAct
 from torch import nn
 
+from ..ops.pooling import max_along
 from .common import gated, to_factory
 from .registry import register_attention
 
@@ -16,7 +17,7 @@ class ZPool(nn.Module):
     """Concatenate max and mean over dim 1: (B, D, P, Q) -> (B, 2, P, Q)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([x.amax(dim=1, keepdim=True), x.mean(dim=1, keepdim=True)], dim=1)
+        return torch.cat([max_along(x, 1, keepdim=True), x.mean(dim=1, keepdim=True)], dim=1)
 
 
 class ZPoolGate(nn.Module):
@@ -84,12 +85,12 @@ class TripletAttention(nn.Module):
 
     def _cw(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled over H, gating (C, W): (B, C, 1, W), contiguous."""
-        pooled = torch.stack([x.amax(dim=2), x.mean(dim=2)], dim=1)  # (B, 2, C, W): no permuted copy of x
+        pooled = torch.stack([max_along(x, 2), x.mean(dim=2)], dim=1)  # (B, 2, C, W): no permuted copy of x
         return self.cw.gate_pooled(pooled).transpose(1, 2)  # (B, 1, C, W) → (B, C, 1, W), the same memory
 
     def _hc(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled over W, gating (H, C): (B, C, H, 1), contiguous."""
-        pooled = torch.stack([x.amax(dim=3), x.mean(dim=3)], dim=1).transpose(2, 3)  # (B, 2, H, C)
+        pooled = torch.stack([max_along(x, 3), x.mean(dim=3)], dim=1).transpose(2, 3)  # (B, 2, H, C)
         return self.hc.gate_pooled(pooled).transpose(2, 3).reshape(x.shape[0], x.shape[1], x.shape[2], 1)
 
     def _gates(self, x: torch.Tensor) -> list[torch.Tensor]:
