@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import pytest
 
 from cnnattn.ops.pooling import adaptive_avg_pool2d_matmul, max_along, pooling_matrix
 
