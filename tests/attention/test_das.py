@@ -31,14 +31,23 @@ def test_structure_follows_the_known_formula() -> None:
     assert isinstance(gate.gate_norm, LayerNorm2d)
 
 
-def test_output_equals_reference_composition_with_torchvision_dc() -> None:
-    gate = _with_random_offsets(DASGate(32, reduction=4)).eval()
-    x = torch.randn(2, 32, 9, 11)
-    hidden = gate.norm(gate.dsc(x))
-    offsets = gate.offset(hidden)
-    dc = torchvision.ops.deform_conv2d(hidden, offsets, gate.dc.weight, gate.dc.bias, padding=1)
-    expected = x * torch.sigmoid(gate.gate_norm(dc))
-    torch.testing.assert_close(gate(x), expected, rtol=1e-4, atol=1e-5)
+@pytest.mark.parametrize("train", [False, True])
+def test_output_and_gradients_equal_reference_composition_with_torchvision_dc(train: bool) -> None:
+    gate = _with_random_offsets(DASGate(32, reduction=4)).train(train)
+    x = torch.randn(2, 32, 9, 11, requires_grad=True)
+
+    def reference() -> torch.Tensor:
+        hidden = gate.norm(gate.dsc(x))
+        offsets = gate.offset(hidden)
+        dc = torchvision.ops.deform_conv2d(hidden, offsets, gate.dc.weight, gate.dc.bias, padding=1)
+        return x * torch.sigmoid(gate.gate_norm(dc))
+
+    weights, inputs = torch.randn(2, 32, 9, 11), [x, *gate.parameters()]
+    got, expected = gate(x), reference()
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+    for ours, theirs in zip(torch.autograd.grad(got, inputs, weights), torch.autograd.grad(expected, inputs, weights),
+                            strict=True):  # fmt: skip
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
 
 
 def test_zero_initialised_offsets_make_dc_a_plain_conv() -> None:

@@ -138,7 +138,8 @@ class DASGate(nn.Module):
         predicted = self.offset(hidden)
         offsets = predicted[:, : self.num_offsets]
         mask = torch.sigmoid(predicted[:, self.num_offsets :]) if self.modulated else None
-        return torch.sigmoid(self.gate_norm(self.dc(hidden, offsets, mask))), offsets, mask
+        gate = self.gate_norm(self.dc(hidden, offsets, mask)).sigmoid_()  # in place: no norm's backward reads its output
+        return gate, offsets, mask
 
     def gate_and_offsets(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The gate A (B, C, H, W) in (0, 1), and the predicted offsets (B, 2·G·k², H, W) in input pixels,
