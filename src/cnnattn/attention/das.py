@@ -138,7 +138,7 @@ class DASGate(nn.Module):
         predicted = self.offset(hidden)
         offsets = predicted[:, : self.num_offsets]
         mask = torch.sigmoid(predicted[:, self.num_offsets :]) if self.modulated else None
-        gate = self.gate_norm(self.dc(hidden, offsets, mask)).sigmoid_()  # in place: no norm's backward reads its output
+        gate = self.gate_norm(self.dc(hidden, offsets, mask)).sigmoid_()  # in place: norms do not save outputs
         return gate, offsets, mask
 
     def gate_and_offsets(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
