@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cnnattn.analysis.bench import bench, bench_table, make_step
+from cnnattn.analysis.bench import BenchResult, bench, bench_table, make_step
 from cnnattn.analysis.isolated import run_isolated
 from cnnattn.analysis.plots import plot_metric_vs_macs, plot_scaling
 from cnnattn.analysis.scaling import ScalePoint, loglog_slope, scale
@@ -19,18 +19,32 @@ def test_bench_side_by_side() -> None:
     assert results[0].ratio == 1.0 and results[1].ratio > 0
     assert all(r.median_ms > 0 and r.throughput > 0 and r.peak_memory_mb is not None for r in results)
     assert results[1].params > results[0].params and results[0].macs > 0
-    assert "× first" in bench_table(results)
+    assert "× first model" in bench_table(results) and "× eager" not in bench_table(results)
 
 
-def test_bench_runtimes_side_by_side_in_one_run(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["bench", "resnet18_se", "--runtime", "eager,compile,onnxruntime", "--img-size", "32",
+def test_bench_compile_times_eager_and_inductor_side_by_side(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bench", "resnet18", "resnet18_se", "--compile", "--img-size", "32", "--batch-size", "2",
+            "--repeats", "2", "--warmup", "1", "--no-memory", "--json"]  # fmt: skip
+    assert main(argv) == 0
+    results = [BenchResult(**r) for r in json.loads(capsys.readouterr().out)["results"]]
+    by = {(r.model, r.runtime): r for r in results}
+    assert list(by) == [(m, rt) for m in ("resnet18", "resnet18_se") for rt in ("eager", "compile")]
+    for runtime in ("eager", "compile"):  # the attention's cost against the plain model in the same runtime
+        plain, se = by[("resnet18", runtime)], by[("resnet18_se", runtime)]
+        assert plain.ratio == 1.0 and se.ratio == pytest.approx(se.median_ms / plain.median_ms)
+    for model in ("resnet18", "resnet18_se"):  # what inductor buys the same model
+        eager, compiled = by[(model, "eager")], by[(model, "compile")]
+        assert eager.vs_eager is None and compiled.vs_eager == pytest.approx(compiled.median_ms / eager.median_ms)
+    assert "× first model" in bench_table(results) and "× eager" in bench_table(results)
+
+
+def test_bench_onnxruntime_beside_eager_and_runtimes_checked(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bench", "resnet18_se", "--runtime", "eager,onnxruntime", "--img-size", "32",
             "--batch-size", "2", "--repeats", "2", "--warmup", "1", "--no-memory", "--json"]  # fmt: skip
     assert main(argv) == 0
     results = json.loads(capsys.readouterr().out)["results"]
-    assert [(r["model"], r["runtime"]) for r in results] == [
-        ("resnet18_se", rt) for rt in ("eager", "compile", "onnxruntime")
-    ]
-    assert all(r["median_ms"] > 0 for r in results) and results[0]["ratio"] == 1.0
+    assert [(r["model"], r["runtime"]) for r in results] == [("resnet18_se", rt) for rt in ("eager", "onnxruntime")]
+    assert all(r["median_ms"] > 0 and r["ratio"] == 1.0 for r in results)
     assert len({r["params"] for r in results}) == 1  # the same model in each runtime
     with pytest.raises(ValueError, match="onnxruntime times fp32 inference"):
         bench(["resnet18"], img_size=32, mode="train", runtimes=["onnxruntime"], memory=False)

@@ -37,7 +37,9 @@ RUNTIMES = ("eager", "compile", "onnxruntime")
 
 @dataclass
 class BenchResult:
-    """One model's measurements; ``ratio`` is its median latency over the first model's."""
+    """One model's measurements; ``ratio`` is its median latency over the first model's in the same runtime
+    (what the model costs beside the first one), ``vs_eager`` its median over its own eager median (what the runtime
+    buys; None for eager entries and where eager was not timed)."""
 
     model: str
     batch_size: int
@@ -55,6 +57,7 @@ class BenchResult:
     ratio: float = 1.0
     detector: str | None = None
     runtime: str = "eager"
+    vs_eager: float | None = None
 
     @property
     def label(self) -> str:
@@ -204,12 +207,13 @@ def bench(
 ) -> list[BenchResult]:
     """Benchmark cnnattn/timm model names side by side (see module docs); models get ``num_classes`` outputs.
     ``detector`` (``fasterrcnn``, ``retinanet``, ``fcos``): time that detector on each backbone name instead.
-    ``runtimes``: any of ``RUNTIMES``, each model in each (default: ``compile`` if ``compile`` else ``eager``);
+    ``runtimes``: any of ``RUNTIMES``, each model in each (default: ``eager`` and ``compile`` side by side if
+    ``compile``, else ``eager``);
     peak memory is measured for eager entries only. ``model_kwargs`` go to every model (a detector's backbone),
     e.g. ``{'stem': 'cifar'}``."""
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("device 'cuda' requested but no CUDA device is available; use --device cpu.")
-    runtimes = list(runtimes or (["compile"] if compile else ["eager"]))
+    runtimes = list(runtimes or (["eager", "compile"] if compile else ["eager"]))
     _check_runtimes(runtimes, mode, amp, device, detector)
     dev = torch.device(device)
     entries = [(name, runtime) for name in names for runtime in runtimes]
@@ -256,9 +260,18 @@ def bench(
                 result.peak_memory_mb = _peak_memory(
                     result, channels_last, amp, step, dev, num_classes, detector, model_kwargs
                 )
-    for result in results:
-        result.ratio = result.median_ms / results[0].median_ms
+    _set_ratios(results)
     return results
+
+
+def _set_ratios(results: Sequence[BenchResult]) -> None:
+    """``ratio`` against the first model in the same runtime, ``vs_eager`` against the same model in eager."""
+    first = {r.runtime: r for r in reversed(results)}
+    eager = {r.model: r for r in results if r.runtime == "eager"}
+    for result in results:
+        result.ratio = result.median_ms / first[result.runtime].median_ms
+        if result.runtime != "eager" and result.model in eager:
+            result.vs_eager = result.median_ms / eager[result.model].median_ms
 
 
 def _peak_memory(
@@ -293,7 +306,9 @@ def _peak_memory(
 
 
 def bench_table(results: Sequence[BenchResult]) -> str:
-    """Markdown table of results (one row per model and batch size)."""
+    """Markdown table of results (one row per model, runtime and batch size): "× first model" in the same runtime,
+    and "× eager" (the same model) when more than one runtime was timed."""
+    runtimes = len({r.runtime for r in results}) > 1
     rows = [
         (
             r.label,
@@ -304,9 +319,9 @@ def bench_table(results: Sequence[BenchResult]) -> str:
             f"{r.throughput:.1f}",
             "—" if r.peak_memory_mb is None else f"{r.peak_memory_mb:.0f}",
             f"{r.ratio:.2f}×",
+            *([] if not runtimes else ["—" if r.vs_eager is None else f"{r.vs_eager:.2f}×"]),
         )
         for r in results
     ]
-    return format_table(
-        ("model", "batch", "params (M)", "GMACs", "latency ms (IQR)", "img/s", "peak MB", "× first"), rows
-    )
+    headers = ("model", "batch", "params (M)", "GMACs", "latency ms (IQR)", "img/s", "peak MB", "× first model")
+    return format_table(headers + (("× eager",) if runtimes else ()), rows)

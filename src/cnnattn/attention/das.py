@@ -138,8 +138,7 @@ class DASGate(nn.Module):
         predicted = self.offset(hidden)
         offsets = predicted[:, : self.num_offsets]
         mask = torch.sigmoid(predicted[:, self.num_offsets :]) if self.modulated else None
-        gate = self.gate_norm(self.dc(hidden, offsets, mask)).sigmoid_()  # in place: norms do not save outputs
-        return gate, offsets, mask
+        return torch.sigmoid(self.gate_norm(self.dc(hidden, offsets, mask))), offsets, mask
 
     def gate_and_offsets(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The gate A (B, C, H, W) in (0, 1), and the predicted offsets (B, 2·G·k², H, W) in input pixels,

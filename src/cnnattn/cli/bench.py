@@ -23,7 +23,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--mode", choices=("infer", "train"), default="infer")
     parser.add_argument("--channels-last", action="store_true")
-    parser.add_argument("--compile", action="store_true", help="torch.compile each model (same as --runtime compile)")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile each model and time it beside eager (same as --runtime eager,compile)",
+    )
     parser.add_argument(
         "--runtime",
         type=str_list,
