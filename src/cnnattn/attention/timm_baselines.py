@@ -13,7 +13,6 @@ from timm.layers.coord_attn import CoordAttn
 from timm.layers.eca import EcaModule
 from timm.layers.global_context import GlobalContext
 
-from ..ops.pooling import max_along
 from .common import autocast_active, gated
 from .registry import register_attention
 
@@ -58,24 +57,6 @@ class SEModule(squeeze_excite.SEModule):
         return gated(x, self.multiplier(x), shortcut)
 
 
-class CbamModule(cbam.CbamModule):
-    """timm's ``CbamModule`` (same arguments, parameters and outputs): channel gate, then the spatial gate, whose
-    product ``forward(x, shortcut)`` fuses with a residual block's shortcut (:func:`cnnattn.attention.common.gated`).
-    Max pooling differentiates as ``max_pool2d`` (:func:`cnnattn.ops.pooling.max_along`): gradients equal timm's
-    wherever the maximum is unique, in a fraction of the backward time.
-    """
-
-    fuses_shortcut = True
-
-    def forward(self, x: torch.Tensor, shortcut: torch.Tensor | None = None) -> torch.Tensor:
-        channel, spatial = self.channel, self.spatial
-        mlp_avg = channel.fc2(channel.act(channel.fc1(x.mean((2, 3), keepdim=True))))
-        mlp_max = channel.fc2(channel.act(channel.fc1(max_along(max_along(x, 3, keepdim=True), 2, keepdim=True))))
-        x = x * channel.gate(mlp_avg + mlp_max)  # (B, C, H, W) after the channel gate (B, C, 1, 1)
-        pooled = torch.cat([x.mean(dim=1, keepdim=True), max_along(x, 1, keepdim=True)], dim=1)  # (B, 2, H, W)
-        return gated(x, spatial.gate(spatial.conv(pooled)), shortcut)
-
-
 register_attention(
     "se", description="Squeeze-and-excitation channel gate (Hu et al. 2018); timm SEModule, reduction 16."
 )(SEModule)
@@ -86,7 +67,7 @@ register_attention(
 
 register_attention(
     "cbam", description="CBAM channel then 7×7 spatial gate (Woo et al. 2018); timm CbamModule, reduction 16."
-)(CbamModule)
+)(cbam.CbamModule)
 
 register_attention(
     "gc",
