@@ -1,11 +1,18 @@
 """AW-convolution: batched layer vs a naive per-sample loop vs the plain convolution, and model costs.
 
     python benchmarks/awconv.py speed [--batches 1,32] [--repeats 5]
+    python benchmarks/awconv.py impl [--batch 32] [--sizes 1,2,3,4,5,7,10] [--repeats 5]
+    python benchmarks/awconv.py impl-model [--backbone resnet50] [--repeats 5]
     python benchmarks/awconv.py complexity
 
 ``speed``: the 3×3 convolutions of ResNet-50's bottlenecks at 224² (64 ch @56², 128 @28², 256 @14²,
 512 @7², stride 1), inference (no grad) and a training step (forward + backward), medians of repeated runs.
 The naive loop runs the same generator and F.conv2d one sample at a time.
+``impl``: the two exact paths of the default layer, ``impl='modulated'`` (per-sample kernels) against
+``impl='factored'`` (no per-sample kernel), on square maps of each ``--sizes`` output side at ResNet widths: the
+measurement behind ``impl='auto'`` (``cnnattn.attention.aw.factored_is_faster``).
+``impl-model``: the plain backbone and ``<backbone>_aw`` with ``impl='modulated'`` and ``'auto'``, interleaved:
+inference at batch 16 and 224², a training step at batch 8 and 160² (the settings of attention_overhead.py).
 ``complexity``: params and MACs of ResNet-50/101 with each AW variant and with AW stacked on SE / CBAM.
 """
 
@@ -97,6 +104,55 @@ def speed(args: argparse.Namespace) -> None:
         print(format_table(SPEED_HEADERS, rows[mode]))
 
 
+IMPL_HEADERS = ("B", "shape", "mode", "plain ms", "modulated ms", "factored ms", "factored/modulated", "auto picks")
+
+
+def impl(args: argparse.Namespace) -> None:
+    rows = []
+    for channels in (64, 128, 256, 512):
+        for size in (int(s) for s in args.sizes.split(",")):
+            torch.manual_seed(0)
+            x = torch.randn(args.batch, channels, size, size, requires_grad=True)
+            layers = {name: AWConv2d(channels, channels, 3, impl=name) for name in ("modulated", "factored")}
+            fns = {"plain": torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False), **layers}
+            timings = _timings(fns, x, args.repeats)
+            for index, mode in enumerate(MODES):
+                t = {name: pair[index] for name, pair in timings.items()}
+                ms = [f"{t[name] * 1e3:.1f}" for name in fns]
+                ratio = f"{t['factored'] / t['modulated']:.2f}×"
+                with torch.set_grad_enabled(mode != "inference"):
+                    auto = "factored" if AWConv2d(channels, channels, 3).uses_factored(x) else "modulated"
+                rows.append((args.batch, f"{channels}→{channels} @{size}²", mode, *ms, ratio, auto))
+            print(f"done: C={channels} @{size}²", file=sys.stderr)
+    print(format_table(IMPL_HEADERS, rows))
+
+
+def impl_model(args: argparse.Namespace) -> None:
+    settings = {"inference": (16, 224), "training step": (8, 160)}
+    models = {
+        "plain": cnnattn.create_model(args.backbone),
+        "aw modulated": cnnattn.create_model(f"{args.backbone}_aw", attn_kwargs={"impl": "modulated"}),
+        "aw auto": cnnattn.create_model(f"{args.backbone}_aw"),
+    }
+    rows = []
+    for mode, (batch, size) in settings.items():
+        torch.manual_seed(0)
+        x = torch.randn(batch, 3, size, size)
+        if mode == "inference":
+            fns = {name: (lambda m=m, x=x: m.eval()(x)) for name, m in models.items()}
+            with torch.no_grad():
+                t = {n: v.median for n, v in time_interleaved(fns, repeats=args.repeats).items()}
+        else:
+            fns = {name: (lambda m=m, x=x: m.train()(x).sum().backward()) for name, m in models.items()}
+            t = {n: v.median for n, v in time_interleaved(fns, warmup=1, repeats=args.repeats).items()}
+        ms = [f"{t[name] * 1e3:.0f}" for name in models]
+        ratios = [f"{t[name] / t['plain']:.2f}×" for name in ("aw modulated", "aw auto")]
+        rows.append((mode, f"{batch}, {size}²", *ms, *ratios, f"{t['aw auto'] / t['aw modulated']:.2f}×"))
+    headers = ("mode", "batch, size", "plain ms", "modulated ms", "auto ms", "modulated/plain", "auto/plain",
+               "auto/modulated")  # fmt: skip
+    print(format_table(headers, rows))
+
+
 def complexity(_: argparse.Namespace) -> None:
     variants = {
         "": {},
@@ -126,6 +182,15 @@ def main() -> None:
     run.add_argument("--batches", default="1,32")
     run.add_argument("--repeats", type=int, default=5)
     run.set_defaults(func=speed)
+    paths = commands.add_parser("impl")
+    paths.add_argument("--batch", type=int, default=32)
+    paths.add_argument("--sizes", default="1,2,3,4,5,7,10")
+    paths.add_argument("--repeats", type=int, default=5)
+    paths.set_defaults(func=impl)
+    whole = commands.add_parser("impl-model")
+    whole.add_argument("--backbone", default="resnet50")
+    whole.add_argument("--repeats", type=int, default=5)
+    whole.set_defaults(func=impl_model)
     commands.add_parser("complexity").set_defaults(func=complexity)
     args = parser.parse_args()
     print(f"machine: {machine_info()}\ncommand: python benchmarks/awconv.py {' '.join(sys.argv[1:])}\n")

@@ -52,14 +52,23 @@ def _naive(layer: AWConv2d, x: torch.Tensor) -> torch.Tensor:
     return torch.cat(outs)
 
 
-CASES = list(itertools.product([1, 2], [1, 2], [1, 4], ["full", "shared"]))
+CASES = [
+    (*case, impl)
+    for case in itertools.product([1, 2], [1, 2], [1, 4], ["full", "shared"])
+    for impl in ("modulated", "factored")
+    if impl == "modulated" or case[2:] == (1, "full")  # the factored path: factorised full attention, groups=1
+]
 
 
-@pytest.mark.parametrize(("stride", "dilation", "groups", "shape"), CASES)
+@pytest.mark.parametrize(("stride", "dilation", "groups", "shape", "impl"), CASES)
 @pytest.mark.parametrize("batch", [1, 16])
-def test_equals_naive_per_sample_loop(stride: int, dilation: int, groups: int, shape: str, batch: int) -> None:
+def test_equals_naive_per_sample_loop(
+    stride: int, dilation: int, groups: int, shape: str, impl: str, batch: int
+) -> None:
     layer = _randomise_generator(
-        AWConv2d(8, 12, 3, stride, dilation=dilation, groups=groups, bias=True, attention_shape=shape, reduction=2)
+        AWConv2d(
+            8, 12, 3, stride, dilation=dilation, groups=groups, bias=True, attention_shape=shape, reduction=2, impl=impl
+        )
     )
     x = torch.randn(batch, 8, 11, 9, requires_grad=True)
     out, ref = layer(x), _naive(layer, x)
@@ -77,6 +86,41 @@ def test_full_generators_and_gates_equal_naive(rank: int | None, gate: str) -> N
     layer = _randomise_generator(AWConv2d(8, 6, 3, rank=rank, gate=gate, reduction=2))
     x = torch.randn(3, 8, 7, 7)
     assert_rel_close(layer(x), _naive(layer, x), 1e-5, "output")
+    if rank is not None:
+        layer.impl = "factored"
+        assert_rel_close(layer(x), _naive(layer, x), 1e-5, "factored output")
+
+
+@pytest.mark.parametrize(("kernel", "padding", "size"), [(1, 0, (4, 6)), (5, 2, (6, 5)), (3, 0, (5, 5))])
+def test_factored_path_equals_modulated_for_other_kernels_and_padding(
+    kernel: int, padding: int, size: tuple[int, int]
+) -> None:
+    layer = _randomise_generator(AWConv2d(6, 10, kernel, padding=padding, bias=True, reduction=2, impl="factored"))
+    x = torch.randn(5, 6, *size, requires_grad=True)
+    out = layer(x)
+    layer.impl = "modulated"
+    ref = layer(x)
+    assert_rel_close(out, ref, 1e-5, "output")
+    grads = torch.autograd.grad(out.square().sum(), [x, *layer.parameters()])
+    ref_grads = torch.autograd.grad(ref.square().sum(), [x, *layer.parameters()])
+    for (name, _), g, r in zip([("input", x), *layer.named_parameters()], grads, ref_grads, strict=True):
+        assert_rel_close(g, r, 1e-5, f"grad {name}")
+    assert layer(torch.randn(0, 6, *size)).shape[0] == 0
+
+
+def test_auto_takes_the_factored_path_where_it_was_measured_faster() -> None:
+    def factored(layer: AWConv2d, side: int, grad: bool = True) -> bool:
+        with torch.set_grad_enabled(grad):
+            return layer.uses_factored(torch.randn(1, layer.in_channels, side, side))
+
+    narrow, wide, widest = AWConv2d(64, 64), AWConv2d(256, 256), AWConv2d(512, 512)
+    assert factored(narrow, 3) and not factored(narrow, 4) and not factored(narrow, 10)
+    assert factored(wide, 4) and not factored(wide, 5)
+    assert factored(widest, 5, grad=True) and not factored(widest, 5, grad=False) and not factored(widest, 7)
+    assert not factored(AWConv2d(64, 64, attention_shape="shared"), 2)
+    assert not factored(AWConv2d(64, 64, groups=4), 2) and not factored(AWConv2d(64, 64, rank=None), 2)
+    assert not factored(AWConv2d(512, 512, impl="modulated"), 2) and factored(AWConv2d(8, 8, impl="factored"), 9)
+    assert "impl='auto'" in repr(narrow)
 
 
 @pytest.mark.parametrize("shape", ["full", "shared"])
@@ -125,6 +169,11 @@ def test_bad_arguments_and_inputs() -> None:
         AWConv2d(8, 8, gate="relu")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="rank must be"):
         AWConv2d(8, 8, rank=0)
+    with pytest.raises(ValueError, match="impl must be one of"):
+        AWConv2d(8, 8, impl="loop")  # type: ignore[arg-type]
+    for kwargs in ({"attention_shape": "shared"}, {"rank": None}, {"groups": 2}):
+        with pytest.raises(ValueError, match=r"impl='factored' needs .* Use impl='modulated' or 'auto'"):
+            AWConv2d(8, 8, impl="factored", **kwargs)
     with pytest.raises(ValueError, match=r"expects input of shape \(B, 8, H, W\); got \(2, 4, 5, 5\)"):
         AWConv2d(8, 8)(torch.randn(2, 4, 5, 5))
 

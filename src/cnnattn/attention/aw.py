@@ -25,6 +25,8 @@ __all__ = ["AWConv2d"]
 
 AttentionShape = Literal["full", "shared"]
 Gate = Literal["none", "tanh", "sigmoid"]
+Impl = Literal["auto", "modulated", "factored"]
+IMPLS: tuple[str, ...] = ("auto", "modulated", "factored")
 _GATES = {"none": lambda a: a, "tanh": torch.tanh, "sigmoid": torch.sigmoid}
 MAX_KERNEL_BYTES = 8 * 2**20
 BMM_MAX_PIXELS = 64  # measured on CPU (docs/benchmarks.md): unfold + bmm wins at 7×7, the grouped conv from 14×14
@@ -70,6 +72,15 @@ class AWConv2d(NotScriptable, nn.Conv2d):
         zero_init: Zero-initialise the last generator layer (for the factorised form, its u part, so v keeps
             gradients flowing).
         act_layer: Hidden activation.
+        impl: How the per-sample convolution runs; every choice gives the same outputs and gradients.
+            ``'modulated'``: form K ⊙ (1 + A) for each sample, then one batch-grouped convolution (or, on maps of
+            at most 64 output pixels, a batched matmul of unfolded patches). ``'factored'`` (factorised 'full'
+            attention, ``groups=1`` only): never forms the per-sample kernels; the plain convolution plus, for
+            each of the R factors and kernel taps, the shared kernel slice applied to the input scaled by v_r,
+            then scaled by u_r and summed: (1 + R)× the convolution's MACs, no B·C_out·C_in·k² tensor.
+            ``'auto'`` (default): ``'factored'`` on CPU where it applies and was measured faster for the layer's
+            width and output size (:func:`factored_is_faster`), ``'modulated'`` elsewhere (on GPU only the
+            modulated path has been measured).
         max_kernel_bytes: On CPU, the batch runs in chunks whose modulated kernels fit this many bytes (a
             cache-sized working set was measured faster than materialising every sample's kernel at once,
             docs/benchmarks.md); ``None`` runs the whole batch in one call. Other devices: one call.
@@ -96,6 +107,7 @@ class AWConv2d(NotScriptable, nn.Conv2d):
         gate: Gate = "tanh",
         zero_init: bool = True,
         act_layer: type[nn.Module] = nn.ReLU,
+        impl: Impl = "auto",
         max_kernel_bytes: int | None = MAX_KERNEL_BYTES,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
@@ -106,9 +118,17 @@ class AWConv2d(NotScriptable, nn.Conv2d):
             raise ValueError(f"AWConv2d: gate must be one of {tuple(_GATES)}; got {gate!r}.")
         if rank is not None and rank < 1:
             raise ValueError(f"AWConv2d: rank must be a positive int or None (dense); got {rank!r}.")
+        if impl not in IMPLS:
+            raise ValueError(f"AWConv2d: impl must be one of {IMPLS}; got {impl!r}.")
+        if impl == "factored" and (attention_shape != "full" or rank is None or groups != 1):
+            raise ValueError(
+                "AWConv2d: impl='factored' needs the factorised full attention (attention_shape='full', an int "
+                f"rank) and groups=1; got attention_shape={attention_shape!r}, rank={rank!r}, groups={groups}. "
+                "Use impl='modulated' or 'auto'."
+            )
         padding = dilation * (kernel_size - 1) // 2 if padding is None else padding
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
-        self.attention_shape, self.gate, self.rank = attention_shape, gate, rank
+        self.attention_shape, self.gate, self.rank, self.impl = attention_shape, gate, rank, impl
         self.max_kernel_bytes = max_kernel_bytes
         hidden = rd_channels or make_divisible(in_channels / reduction, 8, min_value=8)
         group_in = in_channels // groups
@@ -136,20 +156,30 @@ class AWConv2d(NotScriptable, nn.Conv2d):
         C_out·C_in/groups·k² values of every sample. The factorised result is a tap-major view, not a copy.
         """
         batch, (kh, kw) = x.shape[0], self.kernel_size
-        gate = _GATES[self.gate]
+        group_in = self.in_channels // self.groups
+        if self.attention_shape == "full" and self.rank is not None:
+            u, v = self.attention_factors(x)
+            # Per sample and tap, A = Uᵀ V / R: (C_out × R) @ (R × C_in/groups), one batched matmul.
+            u, v = u.permute(0, 3, 2, 1) / self.rank, v.permute(0, 3, 1, 2)
+            return (u @ v).permute(0, 2, 3, 1).reshape(batch, self.out_channels, group_in, kh, kw)
+        attn = _GATES[self.gate](self._logits(x))  # (B, sum(attn_sizes), k, k)
+        if self.attention_shape == "shared":
+            return attn
+        return attn.view(batch, self.out_channels, group_in, kh, kw)
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The generator's output before the gate: (B, sum(attn_sizes), k, k)."""
         # Exported: the pooling windows follow the (symbolic) input size instead of the example's.
         pooled = adaptive_avg_pool2d_matmul(x, self.kernel_size) if _exporting() else self.pool(x)
-        logits = self.fc2(self.act(self.fc1(pooled)))  # (B, sum(attn_sizes), k, k)
-        if self.attention_shape == "shared":
-            return gate(logits)
-        group_in = self.in_channels // self.groups
-        if self.rank is None:
-            return gate(logits.view(batch, self.out_channels, group_in, kh, kw))
-        u, v = logits.split(self.attn_sizes, dim=1)
-        # Per sample and tap, A = Uᵀ V / R: (C_out × R) @ (R × C_in/groups), one batched matmul.
-        u = gate(u).reshape(batch, self.rank, self.out_channels, kh * kw).permute(0, 3, 2, 1) / self.rank
-        v = gate(v).reshape(batch, self.rank, group_in, kh * kw).permute(0, 3, 1, 2)
-        return (u @ v).permute(0, 2, 3, 1).reshape(batch, self.out_channels, group_in, kh, kw)
+        return self.fc2(self.act(self.fc1(pooled)))
+
+    def attention_factors(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The gated factors of the factorised 'full' attention, A[o, c, t] = Σ_r u[r, o, t]·v[r, c, t] / R:
+        u (B, R, C_out, k²) and v (B, R, C_in/groups, k²), taps in row-major order."""
+        batch, taps, gate = x.shape[0], self.kernel_size[0] * self.kernel_size[1], _GATES[self.gate]
+        u, v = self._logits(x).split(self.attn_sizes, dim=1)
+        u = gate(u).reshape(batch, self.rank, self.out_channels, taps)
+        return u, gate(v).reshape(batch, self.rank, self.in_channels // self.groups, taps)
 
     def attention_parts(self, x: torch.Tensor, query: tuple[float, float] = (0.5, 0.5)) -> dict[str, torch.Tensor]:
         """For pictures (A itself is weight-shaped): ``stats`` (B, 4), the mean, std, min and max of each
@@ -170,15 +200,17 @@ class AWConv2d(NotScriptable, nn.Conv2d):
             return torch.addcmul(weight, weight, attn).flatten(1, 2)
         return torch.addcmul(self.weight, self.weight, attn)  # one pass, also un-permutes the tap-major view
 
-    def _patches(self, x: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
+    def _patches(self, x: torch.Tensor, out_size: tuple[int, int], tap_major: bool = False) -> torch.Tensor:
         """``F.unfold`` by padding and k² strided slices: (B, C_in·k², H'·W'), same order; every op has an ONNX form
-        and sizes may stay symbolic."""
+        and sizes may stay symbolic. ``tap_major``: (B, k², C_in, H'·W') instead."""
         (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
         padded = F.pad(x, (self.padding[1], self.padding[1], self.padding[0], self.padding[0]))
         rows, cols = sh * (out_size[0] - 1) + 1, sw * (out_size[1] - 1) + 1
         taps = [
             padded[:, :, a * dh : a * dh + rows : sh, b * dw : b * dw + cols : sw] for a in range(kh) for b in range(kw)
         ]
+        if tap_major:
+            return torch.stack(taps, dim=1).flatten(3)
         return torch.stack(taps, dim=2).flatten(1, 2).flatten(2)
 
     def _forward_exportable(self, x: torch.Tensor, weight: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
@@ -187,6 +219,35 @@ class AWConv2d(NotScriptable, nn.Conv2d):
         patches = self._patches(x, out_size).unflatten(1, (groups, -1))  # (B, g, C_in/g·k², L)
         kernels = weight.flatten(2).unflatten(1, (groups, -1))  # (B, g, C_out/g, C_in/g·k²)
         return (kernels @ patches).reshape(batch, self.out_channels, *out_size)
+
+    def _forward_factored(self, x: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
+        """conv(x, K) + Σ_{r,t} u_r[:, t] ⊙ (K[:, :, t] @ (patch_t ⊙ v_r[:, t])) / R, without any per-sample kernel.
+
+        The input's patches scaled by each factor, (k², C_in, B·R·L), meet the shared kernel slice of their tap,
+        (k², C_out, C_in), in one batched matmul; u weights the (k², C_out, B, R, L) result, summed over taps and
+        factors.
+        """
+        batch, taps, rank = x.shape[0], self.kernel_size[0] * self.kernel_size[1], self.rank
+        u, v = self.attention_factors(x)
+        plain = F.conv2d(x, self.weight, None, self.stride, self.padding, self.dilation)
+        patches = self._patches(x, out_size, tap_major=True)  # (B, k², C_in, L)
+        length = patches.shape[-1]
+        scaled = patches.permute(1, 2, 0, 3).unsqueeze(3) * v.permute(3, 2, 0, 1).unsqueeze(-1)  # (k², C_in, B, R, L)
+        tap_kernels = self.weight.flatten(2).permute(2, 0, 1)  # (k², C_out, C_in)
+        per_tap = torch.bmm(tap_kernels, scaled.reshape(taps, self.in_channels, -1))
+        per_tap = per_tap.view(taps, self.out_channels, batch, rank, length)
+        attended = (per_tap * u.permute(3, 2, 0, 1).unsqueeze(-1)).sum((0, 3)) / rank  # (C_out, B, L)
+        return plain + attended.transpose(0, 1).reshape(batch, self.out_channels, *out_size)
+
+    def uses_factored(self, x: torch.Tensor) -> bool:
+        """Whether ``impl`` runs the factored path for this input (``'auto'``: see :func:`factored_is_faster`)."""
+        if self.impl != "auto":
+            return self.impl == "factored"
+        if self.attention_shape != "full" or self.rank is None or self.groups != 1 or _exporting():
+            return False
+        out_size = conv_output_size(x.shape[2:], self.kernel_size, self.stride, self.padding, self.dilation)
+        pairs, grad = self.in_channels * self.out_channels, torch.is_grad_enabled()
+        return x.device.type == "cpu" and factored_is_faster(out_size[0] * out_size[1], pairs, grad)
 
     def _forward_chunk(self, x: torch.Tensor) -> torch.Tensor:
         batch = x.shape[0]
@@ -220,7 +281,22 @@ class AWConv2d(NotScriptable, nn.Conv2d):
         return aw_forward(self, x)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, attention_shape={self.attention_shape!r}, rank={self.rank}, gate={self.gate!r}"
+        return (
+            f"{super().extra_repr()}, attention_shape={self.attention_shape!r}, rank={self.rank}, gate={self.gate!r}, "
+            f"impl={self.impl!r}"
+        )
+
+
+def factored_is_faster(pixels: int, channel_pairs: int, grad: bool) -> bool:
+    """On CPU, whether the factored path beats the modulated one for maps of ``pixels`` output pixels and
+    C_in·C_out ``channel_pairs``, with (training) or without (inference) autograd. Measured at batch 32 with
+    ``python benchmarks/awconv.py impl`` (docs/benchmarks.md): it wins up to 3×3 maps at every ResNet width, up
+    to 4×4 from 256 channels and, when training, up to 5×5 at 512 channels."""
+    if pixels <= 9:
+        return True
+    if grad and channel_pairs >= 512 * 512:
+        return pixels <= 25
+    return channel_pairs >= 256 * 256 and pixels <= 16
 
 
 def aw_forward(module: AWConv2d, x: torch.Tensor) -> torch.Tensor:
@@ -229,7 +305,10 @@ def aw_forward(module: AWConv2d, x: torch.Tensor) -> torch.Tensor:
     if x.ndim != 4 or x.shape[1] != module.in_channels:
         raise ValueError(f"AWConv2d expects input of shape (B, {module.in_channels}, H, W); got {tuple(x.shape)}.")
     chunk = module.chunk_size(x)
-    if chunk == x.shape[0]:
+    if module.uses_factored(x):
+        out_size = conv_output_size(x.shape[2:], module.kernel_size, module.stride, module.padding, module.dilation)
+        out = module._forward_factored(x, out_size)
+    elif chunk == x.shape[0]:
         out = module._forward_chunk(x)
     else:
         out = torch.cat([module._forward_chunk(part) for part in x.split(chunk)])
