@@ -2,7 +2,8 @@
 
     python benchmarks/awconv.py speed [--batches 1,32] [--repeats 5]
     python benchmarks/awconv.py impl [--batch 32] [--sizes 1,2,3,4,5,7,10] [--repeats 5]
-    python benchmarks/awconv.py impl-model [--backbone resnet50] [--repeats 5]
+    python benchmarks/awconv.py impl-model [--backbone resnet50] [--repeats 5] [--infer-batch 16] [--infer-size 224]
+        [--train-batch 8] [--train-size 160] [--classes 1000]
     python benchmarks/awconv.py complexity
 
 ``speed``: the 3×3 convolutions of ResNet-50's bottlenecks at 224² (64 ch @56², 128 @28², 256 @14²,
@@ -12,7 +13,7 @@ The naive loop runs the same generator and F.conv2d one sample at a time.
 ``impl='factored'`` (no per-sample kernel), on square maps of each ``--sizes`` output side at ResNet widths: the
 measurement behind ``impl='auto'`` (``cnnattn.attention.aw.factored_is_faster``).
 ``impl-model``: the plain backbone and ``<backbone>_aw`` with ``impl='modulated'`` and ``'auto'``, interleaved:
-inference at batch 16 and 224², a training step at batch 8 and 160² (the settings of attention_overhead.py).
+by default inference at batch 16 and 224², a training step at batch 8 and 160² (attention_overhead.py's settings).
 ``complexity``: params and MACs of ResNet-50/101 with each AW variant and with AW stacked on SE / CBAM.
 """
 
@@ -128,11 +129,12 @@ def impl(args: argparse.Namespace) -> None:
 
 
 def impl_model(args: argparse.Namespace) -> None:
-    settings = {"inference": (16, 224), "training step": (8, 160)}
+    settings = {"inference": (args.infer_batch, args.infer_size), "training step": (args.train_batch, args.train_size)}
+    classes = {"num_classes": args.classes}
     models = {
-        "plain": cnnattn.create_model(args.backbone),
-        "aw modulated": cnnattn.create_model(f"{args.backbone}_aw", attn_kwargs={"impl": "modulated"}),
-        "aw auto": cnnattn.create_model(f"{args.backbone}_aw"),
+        "plain": cnnattn.create_model(args.backbone, **classes),
+        "aw modulated": cnnattn.create_model(f"{args.backbone}_aw", attn_kwargs={"impl": "modulated"}, **classes),
+        "aw auto": cnnattn.create_model(f"{args.backbone}_aw", **classes),
     }
     rows = []
     for mode, (batch, size) in settings.items():
@@ -190,6 +192,11 @@ def main() -> None:
     whole = commands.add_parser("impl-model")
     whole.add_argument("--backbone", default="resnet50")
     whole.add_argument("--repeats", type=int, default=5)
+    whole.add_argument("--infer-batch", type=int, default=16)
+    whole.add_argument("--infer-size", type=int, default=224)
+    whole.add_argument("--train-batch", type=int, default=8)
+    whole.add_argument("--train-size", type=int, default=160)
+    whole.add_argument("--classes", type=int, default=1000)
     whole.set_defaults(func=impl_model)
     commands.add_parser("complexity").set_defaults(func=complexity)
     args = parser.parse_args()

@@ -115,7 +115,9 @@ def test_auto_takes_the_factored_path_where_it_was_measured_faster() -> None:
 
     narrow, wide, widest = AWConv2d(64, 64), AWConv2d(256, 256), AWConv2d(512, 512)
     assert factored(narrow, 3) and not factored(narrow, 4) and not factored(narrow, 10)
-    assert factored(wide, 4) and not factored(wide, 5)
+    assert factored(narrow, 1, grad=False) and not factored(narrow, 2, grad=False)
+    assert factored(AWConv2d(128, 128), 3, grad=False) and not factored(AWConv2d(128, 128), 4)
+    assert factored(wide, 4) and factored(wide, 4, grad=False) and not factored(wide, 5)
     assert factored(widest, 5, grad=True) and not factored(widest, 5, grad=False) and not factored(widest, 7)
     assert not factored(AWConv2d(64, 64, attention_shape="shared"), 2)
     assert not factored(AWConv2d(64, 64, groups=4), 2) and not factored(AWConv2d(64, 64, rank=None), 2)

@@ -287,16 +287,16 @@ class AWConv2d(NotScriptable, nn.Conv2d):
         )
 
 
+# Largest map (output pixels) on which the factored path won on CPU, by layer width: (least C_in·C_out, when
+# training, at inference). Measured at batch 32, `python benchmarks/awconv.py impl` (docs/benchmarks.md).
+FACTORED_MAX_PIXELS = ((512 * 512, 25, 16), (256 * 256, 16, 16), (128 * 128, 9, 9), (0, 9, 1))
+
+
 def factored_is_faster(pixels: int, channel_pairs: int, grad: bool) -> bool:
     """On CPU, whether the factored path beats the modulated one for maps of ``pixels`` output pixels and
-    C_in·C_out ``channel_pairs``, with (training) or without (inference) autograd. Measured at batch 32 with
-    ``python benchmarks/awconv.py impl`` (docs/benchmarks.md): it wins up to 3×3 maps at every ResNet width, up
-    to 4×4 from 256 channels and, when training, up to 5×5 at 512 channels."""
-    if pixels <= 9:
-        return True
-    if grad and channel_pairs >= 512 * 512:
-        return pixels <= 25
-    return channel_pairs >= 256 * 256 and pixels <= 16
+    C_in·C_out ``channel_pairs``, with (training) or without (inference) autograd (``FACTORED_MAX_PIXELS``)."""
+    training, inference = next(limits for least, *limits in FACTORED_MAX_PIXELS if channel_pairs >= least)
+    return pixels <= (training if grad else inference)
 
 
 def aw_forward(module: AWConv2d, x: torch.Tensor) -> torch.Tensor:
