@@ -32,6 +32,11 @@ MAX_KERNEL_BYTES = 8 * 2**20
 BMM_MAX_PIXELS = 64  # measured on CPU (docs/benchmarks.md): unfold + bmm wins at 7×7, the grouped conv from 14×14
 
 
+def _factorable(attention_shape: str, rank: int | None, groups: int) -> bool:
+    """Whether the factored path applies: the factorised full attention (an int rank) without groups."""
+    return attention_shape == "full" and rank is not None and groups == 1
+
+
 def _exporting() -> bool:
     """Inside ``torch.export`` (ONNX's exporter too) or ``torch.jit.trace``: take one shape-independent path (a
     batched matmul on sliced patches, no chunking), so that batch and size stay symbolic and every op has an ONNX
@@ -120,7 +125,7 @@ class AWConv2d(NotScriptable, nn.Conv2d):
             raise ValueError(f"AWConv2d: rank must be a positive int or None (dense); got {rank!r}.")
         if impl not in IMPLS:
             raise ValueError(f"AWConv2d: impl must be one of {IMPLS}; got {impl!r}.")
-        if impl == "factored" and (attention_shape != "full" or rank is None or groups != 1):
+        if impl == "factored" and not _factorable(attention_shape, rank, groups):
             raise ValueError(
                 "AWConv2d: impl='factored' needs the factorised full attention (attention_shape='full', an int "
                 f"rank) and groups=1; got attention_shape={attention_shape!r}, rank={rank!r}, groups={groups}. "
@@ -220,7 +225,7 @@ class AWConv2d(NotScriptable, nn.Conv2d):
         kernels = weight.flatten(2).unflatten(1, (groups, -1))  # (B, g, C_out/g, C_in/g·k²)
         return (kernels @ patches).reshape(batch, self.out_channels, *out_size)
 
-    def _forward_factored(self, x: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
+    def _forward_factored(self, x: torch.Tensor) -> torch.Tensor:
         """conv(x, K) + Σ_{r,t} u_r[:, t] ⊙ (K[:, :, t] @ (patch_t ⊙ v_r[:, t])) / R, without any per-sample kernel.
 
         The input's patches scaled by each factor, (k², C_in, B·R·L), meet the shared kernel slice of their tap,
@@ -228,6 +233,7 @@ class AWConv2d(NotScriptable, nn.Conv2d):
         factors.
         """
         batch, taps, rank = x.shape[0], self.kernel_size[0] * self.kernel_size[1], self.rank
+        out_size = conv_output_size(x.shape[2:], self.kernel_size, self.stride, self.padding, self.dilation)
         u, v = self.attention_factors(x)
         plain = F.conv2d(x, self.weight, None, self.stride, self.padding, self.dilation)
         patches = self._patches(x, out_size, tap_major=True)  # (B, k², C_in, L)
@@ -243,7 +249,7 @@ class AWConv2d(NotScriptable, nn.Conv2d):
         """Whether ``impl`` runs the factored path for this input (``'auto'``: see :func:`factored_is_faster`)."""
         if self.impl != "auto":
             return self.impl == "factored"
-        if self.attention_shape != "full" or self.rank is None or self.groups != 1 or _exporting():
+        if not _factorable(self.attention_shape, self.rank, self.groups) or _exporting():
             return False
         out_size = conv_output_size(x.shape[2:], self.kernel_size, self.stride, self.padding, self.dilation)
         pairs, grad = self.in_channels * self.out_channels, torch.is_grad_enabled()
@@ -304,11 +310,9 @@ def aw_forward(module: AWConv2d, x: torch.Tensor) -> torch.Tensor:
     shape-dependent paths run when the traced graph runs, so FX and ``create_feature_extractor`` trace the model."""
     if x.ndim != 4 or x.shape[1] != module.in_channels:
         raise ValueError(f"AWConv2d expects input of shape (B, {module.in_channels}, H, W); got {tuple(x.shape)}.")
-    chunk = module.chunk_size(x)
     if module.uses_factored(x):
-        out_size = conv_output_size(x.shape[2:], module.kernel_size, module.stride, module.padding, module.dilation)
-        out = module._forward_factored(x, out_size)
-    elif chunk == x.shape[0]:
+        out = module._forward_factored(x)
+    elif (chunk := module.chunk_size(x)) == x.shape[0]:
         out = module._forward_chunk(x)
     else:
         out = torch.cat([module._forward_chunk(part) for part in x.split(chunk)])
