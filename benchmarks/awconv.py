@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 import cnnattn
-from cnnattn.analysis import complexity_table, machine_info, time_interleaved
+from cnnattn.analysis import ab_rows, complexity_table, machine_info, time_interleaved
 from cnnattn.attention import AWConv2d
 from cnnattn.utils import format_table
 
@@ -129,30 +129,14 @@ def impl(args: argparse.Namespace) -> None:
 
 
 def impl_model(args: argparse.Namespace) -> None:
-    settings = {"inference": (args.infer_batch, args.infer_size), "training step": (args.train_batch, args.train_size)}
     classes = {"num_classes": args.classes}
     models = {
         "plain": cnnattn.create_model(args.backbone, **classes),
         "aw modulated": cnnattn.create_model(f"{args.backbone}_aw", attn_kwargs={"impl": "modulated"}, **classes),
         "aw auto": cnnattn.create_model(f"{args.backbone}_aw", **classes),
     }
-    rows = []
-    for mode, (batch, size) in settings.items():
-        torch.manual_seed(0)
-        x = torch.randn(batch, 3, size, size)
-        if mode == "inference":
-            fns = {name: (lambda m=m, x=x: m.eval()(x)) for name, m in models.items()}
-            with torch.no_grad():
-                t = {n: v.median for n, v in time_interleaved(fns, repeats=args.repeats).items()}
-        else:
-            fns = {name: (lambda m=m, x=x: m.train()(x).sum().backward()) for name, m in models.items()}
-            t = {n: v.median for n, v in time_interleaved(fns, warmup=1, repeats=args.repeats).items()}
-        ms = [f"{t[name] * 1e3:.0f}" for name in models]
-        ratios = [f"{t[name] / t['plain']:.2f}×" for name in ("aw modulated", "aw auto")]
-        rows.append((mode, f"{batch}, {size}²", *ms, *ratios, f"{t['aw auto'] / t['aw modulated']:.2f}×"))
-    headers = ("mode", "batch, size", "plain ms", "modulated ms", "auto ms", "modulated/plain", "auto/plain",
-               "auto/modulated")  # fmt: skip
-    print(format_table(headers, rows))
+    settings = {"infer": (args.infer_batch, args.infer_size), "train": (args.train_batch, args.train_size)}
+    print(format_table(*ab_rows(models, settings, args.repeats)))
 
 
 def complexity(_: argparse.Namespace) -> None:

@@ -10,6 +10,7 @@ from torch import nn
 
 import cnnattn
 from cnnattn.attention import DASGate, create_attention, get_attention_info
+from cnnattn.attention.das import DSC_CHANNELS_LAST_MIN_PIXELS
 
 
 def _with_random_offsets(gate: DASGate) -> DASGate:
@@ -31,23 +32,48 @@ def test_structure_follows_the_known_formula() -> None:
     assert isinstance(gate.gate_norm, LayerNorm2d)
 
 
-@pytest.mark.parametrize("train", [False, True])
-def test_output_and_gradients_equal_reference_composition_with_torchvision_dc(train: bool) -> None:
-    gate = _with_random_offsets(DASGate(32, reduction=4)).train(train)
-    x = torch.randn(2, 32, 9, 11, requires_grad=True)
+def _reference(gate: DASGate, x: torch.Tensor) -> torch.Tensor:
+    """The known formula composed from the gate's own layers and torchvision's deformable conv."""
+    hidden = gate.norm(gate.dsc(x))
+    offsets = gate.offset(hidden)
+    dc = torchvision.ops.deform_conv2d(hidden, offsets, gate.dc.weight, gate.dc.bias, padding=1)
+    return x * torch.sigmoid(gate.gate_norm(dc))
 
-    def reference() -> torch.Tensor:
-        hidden = gate.norm(gate.dsc(x))
-        offsets = gate.offset(hidden)
-        dc = torchvision.ops.deform_conv2d(hidden, offsets, gate.dc.weight, gate.dc.bias, padding=1)
-        return x * torch.sigmoid(gate.gate_norm(dc))
 
-    weights, inputs = torch.randn(2, 32, 9, 11), [x, *gate.parameters()]
-    got, expected = gate(x), reference()
+def _assert_equals_reference(gate: DASGate, x: torch.Tensor) -> None:
+    """Outputs and the gradients of the input and every parameter, and the output without autograd."""
+    weights, inputs = torch.randn_like(x), [x, *gate.parameters()]
+    got, expected = gate(x), _reference(gate, x)
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
     for ours, theirs in zip(torch.autograd.grad(got, inputs, weights), torch.autograd.grad(expected, inputs, weights),
                             strict=True):  # fmt: skip
         torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+    with torch.no_grad():
+        torch.testing.assert_close(gate(x), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_output_and_gradients_equal_reference_composition_with_torchvision_dc(train: bool) -> None:
+    gate = _with_random_offsets(DASGate(32, reduction=4)).train(train)
+    _assert_equals_reference(gate, torch.randn(2, 32, 9, 11, requires_grad=True))
+
+
+@pytest.mark.parametrize("channels_last_dsc", [None, False, True])
+def test_channels_last_dsc_changes_no_number(channels_last_dsc: bool | None) -> None:
+    """32×33 is above DSC_CHANNELS_LAST_MIN_PIXELS, so None takes the channels-last copy on CPU."""
+    gate = _with_random_offsets(DASGate(16, reduction=4, channels_last_dsc=channels_last_dsc))
+    _assert_equals_reference(gate, torch.randn(2, 16, 32, 33, requires_grad=True))
+    with torch.no_grad():  # a channels-last input keeps the output in x's layout
+        x = torch.randn(2, 16, 32, 33).contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(gate(x), _reference(gate, x), rtol=1e-4, atol=1e-5)
+
+
+def test_channels_last_dsc_auto_rule() -> None:
+    gate, big = DASGate(16, reduction=4), DSC_CHANNELS_LAST_MIN_PIXELS
+    assert gate._dsc_channels_last(torch.empty(1, 16, 1, big))
+    assert not gate._dsc_channels_last(torch.empty(1, 16, 1, big - 1))
+    assert not DASGate(16, reduction=4, channels_last_dsc=False)._dsc_channels_last(torch.empty(1, 16, 1, big))
+    assert DASGate(16, reduction=4, channels_last_dsc=True)._dsc_channels_last(torch.empty(1, 16, 1, 4))
 
 
 def test_zero_initialised_offsets_make_dc_a_plain_conv() -> None:

@@ -2,12 +2,13 @@
 
 from .complexity import complexity_table, count_macs, count_params
 from .profile import ModuleCost, Profile, profile
-from .timing import Timing, machine_info, peak_rss_bytes, rss_baseline, time_fn, time_interleaved
+from .timing import Timing, ab_rows, machine_info, peak_rss_bytes, rss_baseline, time_fn, time_interleaved, time_models
 
 __all__ = [
     "ModuleCost",
     "Profile",
     "Timing",
+    "ab_rows",
     "complexity_table",
     "count_macs",
     "count_params",
@@ -17,4 +18,5 @@ __all__ = [
     "rss_baseline",
     "time_fn",
     "time_interleaved",
+    "time_models",
 ]

@@ -12,7 +12,16 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Timing", "machine_info", "peak_rss_bytes", "rss_baseline", "time_fn", "time_interleaved"]
+__all__ = [
+    "Timing",
+    "ab_rows",
+    "machine_info",
+    "peak_rss_bytes",
+    "rss_baseline",
+    "time_fn",
+    "time_interleaved",
+    "time_models",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,41 @@ def time_interleaved(
         for name, fn in fns.items():
             samples[name].append(_clock(fn, sync))
     return {name: _summary(values) for name, values in samples.items()}
+
+
+def time_models(
+    models: dict[str, torch.nn.Module], x: torch.Tensor, mode: str, *, repeats: int = 5
+) -> dict[str, Timing]:
+    """Time several models on one input side by side (:func:`time_interleaved`): ``mode="infer"`` runs them in eval
+    mode without autograd, ``"train"`` a training-mode forward and backward of the output's sum (no optimiser)."""
+    if mode == "infer":
+        fns = {name: (lambda m=m: m.eval()(x)) for name, m in models.items()}
+        with torch.no_grad():
+            return time_interleaved(fns, repeats=repeats)
+    if mode == "train":
+        fns = {name: (lambda m=m: m.train()(x).sum().backward()) for name, m in models.items()}
+        return time_interleaved(fns, warmup=1, repeats=repeats)
+    raise ValueError(f"time_models: mode must be 'infer' or 'train'; got {mode!r}.")
+
+
+def ab_rows(
+    models: dict[str, torch.nn.Module], settings: dict[str, tuple[int, int]], repeats: int = 5
+) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """An A/B table of whole models: the first model is the plain baseline, the last two the variants compared.
+    ``settings`` maps ``"infer"``/``"train"`` to (batch, side) of square RGB inputs. Returns headers and rows: ms of
+    each model, each variant against the baseline, and the last variant against the one before it."""
+    (plain, *_), (before, after) = list(models), list(models)[-2:]
+    rows = []
+    for mode, (batch, size) in settings.items():
+        torch.manual_seed(0)
+        timings = time_models(models, torch.randn(batch, 3, size, size), mode, repeats=repeats)
+        t = {name: timing.median for name, timing in timings.items()}
+        ratios = [f"{t[name] / t[plain]:.2f}×" for name in list(models)[1:]]
+        rows.append((mode, f"{batch}, {size}²", *(f"{t[name] * 1e3:.0f}" for name in models), *ratios,
+                     f"{t[after] / t[before]:.2f}×"))  # fmt: skip
+    headers = ("mode", "batch, size", *(f"{name} ms" for name in models),
+               *(f"{name}/{plain}" for name in list(models)[1:]), f"{after}/{before}")  # fmt: skip
+    return headers, rows
 
 
 def _summary(samples: list[float]) -> Timing:

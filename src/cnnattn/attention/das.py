@@ -23,7 +23,11 @@ from ..ops.deform_conv import DeformConv2d, Impl
 from .common import to_factory
 from .registry import register_attention
 
-__all__ = ["DASGate"]
+__all__ = ["DSC_CHANNELS_LAST_MIN_PIXELS", "DASGate"]
+
+# Measured on CPU (benchmarks/das_gate.py, docs/benchmarks.md): from 32×32 maps up, oneDNN's depthwise conv in
+# channels-last memory is several times faster than in contiguous memory, copy included; below, no clear gain.
+DSC_CHANNELS_LAST_MIN_PIXELS = 32 * 32
 
 
 class _InstanceNorm(nn.InstanceNorm2d):
@@ -80,6 +84,9 @@ class DASGate(nn.Module):
         keep_maps: Keep the last attention map ``last_attention`` (B, C, H, W) and offsets ``last_offsets``
             (B, 2·G·k², H, W), detached, for visualisation; nothing is kept when False.
         impl: Deformable conv implementation (see :func:`cnnattn.ops.deform_conv2d`).
+        channels_last_dsc: Run the DSC on a channels-last copy of X (the same numbers, a speed choice). None
+            (default): on CPU for maps of at least ``DSC_CHANNELS_LAST_MIN_PIXELS`` pixels, where it was measured
+            faster, and never under export or tracing.
         device, dtype: Where and in which precision to create the parameters (timm's factory keywords).
 
     :meth:`attention_map` returns the gate A that ``forward`` applies; :meth:`gate_and_offsets` also returns
@@ -100,6 +107,7 @@ class DASGate(nn.Module):
         gate_norm_layer: Callable[[int], nn.Module] = LayerNorm2d,
         keep_maps: bool = False,
         impl: Impl = "auto",
+        channels_last_dsc: bool | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -110,6 +118,7 @@ class DASGate(nn.Module):
                 f"DASGate: hidden width {hidden} (C/α) must be divisible by offset_groups={offset_groups}."
             )
         self.channels, self.hidden, self.modulated, self.keep_maps = channels, hidden, modulated, keep_maps
+        self.channels_last_dsc = channels_last_dsc
         self.num_offsets = 2 * offset_groups * kernel_size**2
         self.dsc = nn.Sequential(
             nn.Conv2d(channels, channels, dw_kernel_size, padding=dw_kernel_size // 2, groups=channels, bias=False),
@@ -130,15 +139,32 @@ class DASGate(nn.Module):
     def _check_input(self, x: torch.Tensor) -> None:
         check_gate_input(x, self.channels, isinstance(self.norm, nn.InstanceNorm2d))
 
+    @torch.jit.unused
+    def _dsc_channels_last(self, x: torch.Tensor) -> bool:
+        if self.channels_last_dsc is not None:
+            return self.channels_last_dsc
+        if torch.compiler.is_exporting() or torch.jit.is_tracing():
+            return False  # one shape-independent graph
+        return x.device.type == "cpu" and x.shape[-2] * x.shape[-1] >= DSC_CHANNELS_LAST_MIN_PIXELS
+
+    def _hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """IN(DSC(X)): (B, C/α, H, W), contiguous."""
+        if not torch.jit.is_scripting() and self._dsc_channels_last(x):
+            return self.norm(self.dsc(x.contiguous(memory_format=torch.channels_last)).contiguous())
+        return self.norm(self.dsc(x))
+
     def _gate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Gate A (B, C, H, W), offsets (B, 2·G·k², H, W) and the DCNv2 mask (B, G·k², H, W) or None."""
         if not torch.jit.is_scripting():
             self._check_input(x)
-        hidden = self.norm(self.dsc(x))
+        hidden = self._hidden(x)
         predicted = self.offset(hidden)
         offsets = predicted[:, : self.num_offsets]
         mask = torch.sigmoid(predicted[:, self.num_offsets :]) if self.modulated else None
-        return torch.sigmoid(self.gate_norm(self.dc(hidden, offsets, mask))), offsets, mask
+        logits = self.gate_norm(self.dc(hidden, offsets, mask))
+        # Without autograd the sigmoid may overwrite its fresh input: one full-size tensor fewer.
+        attention = torch.sigmoid(logits) if torch.is_grad_enabled() else logits.sigmoid_()
+        return attention, offsets, mask
 
     def gate_and_offsets(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The gate A (B, C, H, W) in (0, 1), and the predicted offsets (B, 2·G·k², H, W) in input pixels,

@@ -156,8 +156,7 @@ def _deform_conv2d_sampled(
     geometry = (stride, padding, dilation, groups, offset_groups)
     if torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.jit.is_tracing():
         # One call: training keeps one graph, and tracing/export must not loop over a (symbolic) batch size.
-        out = _sampled_chunk(input, offset, weight, mask, *geometry)
-        return out if bias is None else out + bias.view(1, -1, 1, 1)
+        return _add_bias_(_sampled_chunk(input, offset, weight, mask, *geometry), bias)
     batch = input.shape[0]
     per_sample = input.shape[1] * weight.shape[2] * weight.shape[3] * offset[0, 0].numel() * input.element_size()
     chunk = max(1, min(batch, max_chunk_bytes // max(per_sample, 1)))
@@ -171,8 +170,13 @@ def _deform_conv2d_sampled(
         )
         for i in range(0, batch, chunk)
     ]
-    out = outs[0] if len(outs) == 1 else torch.cat(outs)
-    return out if bias is None else out + bias.view(1, -1, 1, 1)
+    return _add_bias_(outs[0] if len(outs) == 1 else torch.cat(outs), bias)
+
+
+def _add_bias_(out: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``out + bias`` per channel, written into ``out`` (a fresh GEMM result that autograd does not keep): no second
+    (B, C_out, H_out, W_out) tensor, whose fresh memory costs more than the addition on CPU (docs/benchmarks.md)."""
+    return out if bias is None else out.add_(bias.view(1, -1, 1, 1))
 
 
 def default_impl(device: torch.device) -> str:
