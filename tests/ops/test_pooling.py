@@ -40,3 +40,12 @@ def test_max_along_gives_a_tie_the_whole_gradient_on_one_maximum_as_max_pool2d()
     x = torch.zeros(1, 3, 1, 1, requires_grad=True)  # a three-way tie along dim 1
     grad = torch.autograd.grad(max_along(x, 1).sum(), x)[0]
     assert grad.sum() == 1 and grad.count_nonzero() == 1
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_max_along_without_autograd_is_amax(dim: int) -> None:
+    x = torch.randn(2, 5, 4, 6, requires_grad=True)
+    with torch.no_grad():
+        assert torch.equal(max_along(x, dim), x.amax(dim))
+        assert torch.equal(max_along(x, dim, keepdim=True), x.amax(dim, keepdim=True))
+    assert torch.equal(max_along(x.detach(), dim), x.amax(dim))
