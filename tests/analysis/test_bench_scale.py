@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -161,3 +162,35 @@ def test_profile_cli_reports_detector_parts(capsys) -> None:
     assert all(p["macs"] > 0 for p in parts.values())
     das = next(m for m in report["modules"] if m["name"] == "backbone.body.layer4.1.attn_stage")
     assert das["macs"] > 0  # the deformable conv inside DAS is counted
+
+
+class _Stack(torch.nn.Module):
+    """``depth`` linear layers: instances of one class whose graphs differ, as timm ResNets with attention do."""
+
+    def __init__(self, depth: int) -> None:
+        super().__init__()
+        self.layers = torch.nn.ModuleList(torch.nn.Linear(3, 3) for _ in range(depth))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+@pytest.mark.parametrize("room", [False, True])
+def test_dynamo_room_keeps_every_model_of_one_class_compiled(room: bool) -> None:
+    """Ten models of one class compiled side by side share ``forward``'s cache: past dynamo's default limit of 8 the
+    later ones run eager without a word (room=False shows dynamo still does this); ``dynamo_room`` compiles all ten.
+    Dynamo's frame counter is backend-independent; the backend is ``eager`` only to keep the test fast."""
+    from torch._dynamo.utils import counters
+
+    from cnnattn.analysis.bench import dynamo_room
+
+    torch._dynamo.reset()
+    models = [torch.compile(_Stack(depth), backend="eager") for depth in range(1, 11)]
+    counters.clear()
+    with dynamo_room(len(models)) if room else contextlib.nullcontext():
+        for model in models:
+            model(torch.randn(1, 3))
+    assert counters["frames"]["ok"] == 10 if room else counters["frames"]["ok"] < 10
+    torch._dynamo.reset()

@@ -29,7 +29,7 @@ from .complexity import count_macs, count_params
 from .isolated import run_isolated
 from .timing import peak_rss_bytes, rss_baseline, time_interleaved
 
-__all__ = ["RUNTIMES", "BenchResult", "bench", "bench_model", "bench_table"]
+__all__ = ["RUNTIMES", "BenchResult", "bench", "bench_model", "bench_table", "dynamo_room"]
 
 MODES = ("infer", "train")
 RUNTIMES = ("eager", "compile", "onnxruntime")
@@ -157,6 +157,16 @@ def _check_runtimes(runtimes: Sequence[str], mode: str, amp: bool, device: str, 
         )
 
 
+def dynamo_room(compiled: int) -> contextlib.AbstractContextManager:
+    """Room in ``torch._dynamo``'s cache for ``compiled`` models compiled side by side: instances of one class (every
+    timm ResNet) share their ``forward``'s cache entries, and past its limit (8 by default) dynamo silently runs the
+    later models eager. Inside, the limit is at least 8 entries per model."""
+    if not compiled:
+        return contextlib.nullcontext()
+    limit = max(torch._dynamo.config.recompile_limit, 8 * compiled)
+    return torch._dynamo.config.patch(recompile_limit=limit)
+
+
 def _onnxruntime_step(model: nn.Module, x: torch.Tensor, path: Path) -> Callable[[], None]:
     """One inference of ``model`` exported to ONNX at ``path`` (fixed input shape) in an onnxruntime CPU
     session."""
@@ -230,7 +240,8 @@ def bench(
             else make_step(model, x, mode, amp, detector is not None)
             for i, (entry, (model, x)) in enumerate(prepared.items())
         }
-    timings = time_interleaved(steps, warmup=warmup, repeats=repeats, device=dev)
+    with dynamo_room(sum(runtime == "compile" for _, runtime in entries)):
+        timings = time_interleaved(steps, warmup=warmup, repeats=repeats, device=dev)
     results = []
     for (name, runtime), (model, _) in prepared.items():
         t = timings[(name, runtime)]
