@@ -142,7 +142,7 @@ def _prepare(
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = bench_model(name, num_classes, img_size, detector, model_kwargs).to(dev, memory_format=memory_format)
     x = torch.randn(batch_size, 3, img_size, img_size, device=dev).contiguous(memory_format=memory_format)
-    return (torch.compile(model) if compile else model), x
+    return (torch.compile(model, dynamic=False) if compile else model), x  # one input shape: no dynamic graph
 
 
 def _check_runtimes(runtimes: Sequence[str], mode: str, amp: bool, device: str, detector: str | None) -> None:
