@@ -149,7 +149,10 @@ class DASGate(nn.Module):
 
     def _hidden(self, x: torch.Tensor) -> torch.Tensor:
         """IN(DSC(X)): (B, C/α, H, W), contiguous."""
-        if not torch.jit.is_scripting() and self._dsc_channels_last(x):
+        channels_last = False
+        if not torch.jit.is_scripting():  # TorchScript skips this block: scripted gates keep x's layout
+            channels_last = self._dsc_channels_last(x)
+        if channels_last:
             return self.norm(self.dsc(x.contiguous(memory_format=torch.channels_last)).contiguous())
         return self.norm(self.dsc(x))
 
@@ -161,10 +164,7 @@ class DASGate(nn.Module):
         predicted = self.offset(hidden)
         offsets = predicted[:, : self.num_offsets]
         mask = torch.sigmoid(predicted[:, self.num_offsets :]) if self.modulated else None
-        logits = self.gate_norm(self.dc(hidden, offsets, mask))
-        # Without autograd the sigmoid may overwrite its fresh input: one full-size tensor fewer.
-        attention = torch.sigmoid(logits) if torch.is_grad_enabled() else logits.sigmoid_()
-        return attention, offsets, mask
+        return torch.sigmoid(self.gate_norm(self.dc(hidden, offsets, mask))), offsets, mask
 
     def gate_and_offsets(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The gate A (B, C, H, W) in (0, 1), and the predicted offsets (B, 2·G·k², H, W) in input pixels,

@@ -176,7 +176,11 @@ def _deform_conv2d_sampled(
 def _add_bias_(out: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """``out + bias`` per channel, written into ``out`` (a fresh GEMM result that autograd does not keep): no second
     (B, C_out, H_out, W_out) tensor, whose fresh memory costs more than the addition on CPU (docs/benchmarks.md)."""
-    return out if bias is None else out.add_(bias.view(1, -1, 1, 1))
+    if bias is None:
+        return out
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return out + bias.view(1, -1, 1, 1)  # graphs for export and compilers stay free of in-place writes
+    return out.add_(bias.view(1, -1, 1, 1))
 
 
 def default_impl(device: torch.device) -> str:
