@@ -18,7 +18,7 @@ from torch import nn
 
 from ..ops.pooling import adaptive_avg_pool2d_matmul
 from ..ops.shapes import conv_output_size
-from .common import NotScriptable, to_factory
+from .common import NotScriptable, exporting, to_factory
 from .registry import register_attention
 
 __all__ = ["AWConv2d"]
@@ -35,13 +35,6 @@ BMM_MAX_PIXELS = 64  # measured on CPU (docs/benchmarks.md): unfold + bmm wins a
 def _factorable(attention_shape: str, rank: int | None, groups: int) -> bool:
     """Whether the factored path applies: the factorised full attention (an int rank) without groups."""
     return attention_shape == "full" and rank is not None and groups == 1
-
-
-def _exporting() -> bool:
-    """Inside ``torch.export`` (ONNX's exporter too) or ``torch.jit.trace``: take one shape-independent path (a
-    batched matmul on sliced patches, no chunking), so that batch and size stay symbolic and every op has an ONNX
-    form (ONNX's Conv needs a constant ``group``, which the batch-grouped convolution is not)."""
-    return torch.compiler.is_exporting() or torch.jit.is_tracing()
 
 
 @register_attention(
@@ -175,7 +168,7 @@ class AWConv2d(NotScriptable, nn.Conv2d):
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         """The generator's output before the gate: (B, sum(attn_sizes), k, k)."""
         # Exported: the pooling windows follow the (symbolic) input size instead of the example's.
-        pooled = adaptive_avg_pool2d_matmul(x, self.kernel_size) if _exporting() else self.pool(x)
+        pooled = adaptive_avg_pool2d_matmul(x, self.kernel_size) if exporting() else self.pool(x)
         return self.fc2(self.act(self.fc1(pooled)))
 
     def attention_factors(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -249,7 +242,7 @@ class AWConv2d(NotScriptable, nn.Conv2d):
         """Whether ``impl`` runs the factored path for this input (``'auto'``: see :func:`factored_is_faster`)."""
         if self.impl != "auto":
             return self.impl == "factored"
-        if not _factorable(self.attention_shape, self.rank, self.groups) or _exporting():
+        if not _factorable(self.attention_shape, self.rank, self.groups) or exporting():
             return False
         out_size = conv_output_size(x.shape[2:], self.kernel_size, self.stride, self.padding, self.dilation)
         pairs, grad = self.in_channels * self.out_channels, torch.is_grad_enabled()
@@ -259,7 +252,9 @@ class AWConv2d(NotScriptable, nn.Conv2d):
         batch = x.shape[0]
         out_size = conv_output_size(x.shape[2:], self.kernel_size, self.stride, self.padding, self.dilation)
         weight = self.modulated_weight(x)
-        if _exporting() or batch == 0:  # a batch-grouped conv cannot have 0 groups
+        # Exported: one shape-independent path (a batched matmul on sliced patches, no chunking), as ONNX's Conv needs
+        # a constant ``group``, which the batch-grouped conv is not. A batch-grouped conv cannot have 0 groups either.
+        if exporting() or batch == 0:
             return self._forward_exportable(x, weight, out_size)
         if batch > 1 and self.groups == 1 and out_size[0] * out_size[1] <= BMM_MAX_PIXELS:
             # Small maps: unfolded patches and one batched matmul beat the batch-grouped conv on CPU.
@@ -278,7 +273,7 @@ class AWConv2d(NotScriptable, nn.Conv2d):
     def chunk_size(self, x: torch.Tensor) -> int:
         """Samples per call: all of them, or on CPU as many as fit ``max_kernel_bytes`` of modulated kernels (all
         of them when exported or traced, so that the batch may stay symbolic)."""
-        if self.max_kernel_bytes is None or x.device.type != "cpu" or _exporting():
+        if self.max_kernel_bytes is None or x.device.type != "cpu" or exporting():
             return x.shape[0]
         kernel_bytes = self.weight.numel() * x.element_size()
         return max(1, min(x.shape[0], self.max_kernel_bytes // kernel_bytes))

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-__all__ = ["NotScriptable", "Query", "autocast_active", "gated", "query_index", "query_rows", "reference_arithmetic",
-           "reference_arithmetic_active", "to_factory"]  # fmt: skip
+__all__ = ["NotScriptable", "Query", "autocast_active", "capturing_graph", "exporting", "gated", "query_index",
+           "query_rows", "reference_arithmetic", "reference_arithmetic_active", "to_factory"]  # fmt: skip
 
 Query = tuple[float, float]  # (y, x) as fractions of the output grid's height and width, in [0, 1]
 
@@ -45,6 +45,18 @@ def gated(x: torch.Tensor, multiplier: torch.Tensor, shortcut: torch.Tensor | No
     one full-size write and read fewer per block. ``multiplier`` broadcasts against ``x`` (B, C, H, W).
     """
     return x * multiplier if shortcut is None else torch.addcmul(shortcut, x, multiplier)
+
+
+def exporting() -> bool:
+    """Inside ``torch.export`` (ONNX's exporter too) or ``torch.jit.trace``: where a module must take one
+    shape-independent path, so that batch and size stay symbolic and every op has an ONNX form."""
+    return torch.compiler.is_exporting() or torch.jit.is_tracing()
+
+
+def capturing_graph() -> bool:
+    """Exporting (:func:`exporting`) or tracing with ``torch.fx`` (timm's feature extraction too), where shapes and
+    devices are symbols that a Python branch cannot read."""
+    return exporting() or torch.fx._symbolic_trace.is_fx_tracing()
 
 
 def autocast_active() -> bool:

@@ -20,7 +20,7 @@ from timm.layers import LayerNorm2d
 from torch import nn
 
 from ..ops.deform_conv import DeformConv2d, Impl
-from .common import to_factory
+from .common import capturing_graph, to_factory
 from .registry import register_attention
 
 __all__ = ["DSC_CHANNELS_LAST_MIN_PIXELS", "DASGate"]
@@ -143,7 +143,7 @@ class DASGate(nn.Module):
     def _dsc_channels_last(self, x: torch.Tensor) -> bool:
         if self.channels_last_dsc is not None:
             return self.channels_last_dsc
-        if torch.compiler.is_exporting() or torch.jit.is_tracing():
+        if capturing_graph():
             return False  # one shape-independent graph
         return x.device.type == "cpu" and x.shape[-2] * x.shape[-1] >= DSC_CHANNELS_LAST_MIN_PIXELS
 
