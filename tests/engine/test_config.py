@@ -10,6 +10,7 @@ import pytest
 from cnnattn.engine import TrainConfig, load_config, parse_overrides
 from cnnattn.engine.config import RANGES
 from cnnattn.engine.schedule import WarmupSchedule
+from cnnattn.engine.training import _yaml
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -26,6 +27,16 @@ def test_yaml_then_overrides(tmp_path: Path) -> None:
         0.999,
     )
     assert config.grad_clip is None
+
+
+def test_a_runs_own_config_yaml_loads_back_as_the_same_recipe(tmp_path: Path) -> None:
+    """``cnnattn train --config <run>/config.yaml`` repeats a run: its unset settings are YAML nulls."""
+    config = TrainConfig(model="resnet18_aw", data="builtin:cluttered", epochs=15, seed=1, train_subset=2500,
+                         patience=3, model_kwargs={"stem": "cifar"}, output=str(tmp_path / "run"))  # fmt: skip
+    path = tmp_path / "config.yaml"
+    path.write_text(_yaml(config))
+    assert "lr_base: null" in path.read_text()
+    assert load_config(path) == config
 
 
 def test_overrides_are_coerced_to_the_field_type() -> None:
