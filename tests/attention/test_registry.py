@@ -112,3 +112,19 @@ def test_conv_kind_contract(isolated_registry: dict) -> None:
     assert create_attention("plainconv", 8, 16, 5).kernel_size == (5, 5)
     with pytest.raises(ValueError, match="builds a conv"):
         create_attention("plainconv", 8)
+
+
+@pytest.mark.parametrize("name", [i.name for i in list_attention()])
+def test_a_forward_logs_no_warning(name: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Nothing a module asks of torch while running may print into a user's output (a one-time warning of
+    ``torch.fx`` once did, in every ``cnnattn compare`` with DAS)."""
+    from torch.fx._symbolic_trace import is_fx_tracing_warning
+
+    from cnnattn.analysis.scaling import build_layer
+
+    is_fx_tracing_warning.cache_clear()  # logged once per process: make this test see a first call
+    layer = build_layer(name, 16)
+    with caplog.at_level("WARNING"):
+        for mode in (True, False):
+            layer.train(mode)(torch.randn(2, 16, 12, 12))
+    assert [r.getMessage() for r in caplog.records] == []

@@ -55,8 +55,9 @@ def exporting() -> bool:
 
 def capturing_graph() -> bool:
     """Exporting (:func:`exporting`) or tracing with ``torch.fx`` (timm's feature extraction too), where shapes and
-    devices are symbols that a Python branch cannot read."""
-    return exporting() or torch.fx._symbolic_trace.is_fx_tracing()
+    devices are symbols that a Python branch cannot read. (``is_fx_symbolic_tracing``, not ``is_fx_tracing``: the
+    latter logs a warning on every first call, into every user's output.)"""
+    return exporting() or torch.fx._symbolic_trace.is_fx_symbolic_tracing()
 
 
 def autocast_active() -> bool:
