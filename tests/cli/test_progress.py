@@ -77,6 +77,7 @@ def test_train_redirected_prints_one_line_per_epoch(tmp_path: Path) -> None:
     assert [line.split(" · ")[1] for line in epochs] == ["epoch 1/2", "epoch 2/2"]
     assert all("loss " in line and "val top-1 " in line for line in epochs)
     assert "\r" not in log and log.startswith("train: resnet18 on builtin:digits") and "done: 2 epochs" in log
+    assert "GPU available" not in log and "Tip" not in log  # Lightning's info lines stay off the story
 
 
 def test_quiet_and_json_keep_stdout_to_the_results(tmp_path: Path) -> None:

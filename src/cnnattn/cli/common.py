@@ -9,10 +9,18 @@ from typing import Any
 
 from ..engine.config import TrainConfig, load_config, parse_overrides
 
-__all__ = ["add_recipe_flags", "at_least", "fraction", "int_list", "recipe", "say", "str_list"]
+__all__ = ["add_recipe_flags", "at_least", "fraction", "int_list", "quiet_lightning", "recipe", "say", "str_list"]
 
 # Set per run by `compare` (variant and seed) rather than once for all runs.
 PER_RUN_SETTINGS = ("model", "output", "seed")
+
+
+def quiet_lightning() -> None:
+    """Keep Lightning's info lines (accelerators found, an advert for its cloud logger, dataloader notes) off a
+    command's story: its warnings and errors still show. The command says what it runs itself."""
+    import logging
+
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
 
 
 def say(text: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..engine.config import COMPARE_RECIPE, DEFAULT_ATTENTIONS
-from .common import add_recipe_flags, at_least, recipe, say, str_list
+from .common import add_recipe_flags, at_least, quiet_lightning, recipe, say, str_list
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -43,11 +43,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import logging
-
     from ..engine.compare import compare, differences, localization_notes, table
 
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    quiet_lightning()
     base = recipe(args)
     if base.task == "classify" and not args.config:
         base = recipe(args, **COMPARE_RECIPE)

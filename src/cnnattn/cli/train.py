@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .common import add_recipe_flags, recipe, say
+from .common import add_recipe_flags, quiet_lightning, recipe, say
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -20,6 +20,7 @@ def run(args: argparse.Namespace) -> int:
     from ..engine import train
 
     config = recipe(args)
+    quiet_lightning()
     if config.progress:
         say(
             f"train: {config.model} on {config.data}, {config.epochs} epochs, batch {config.batch_size}"
