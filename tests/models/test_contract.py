@@ -37,7 +37,7 @@ REFERENCE = json.loads(ref.REFERENCE_FILE.read_text())
 SRC = Path(cnnattn.__file__).parent
 
 
-@functools.cache
+@functools.lru_cache(maxsize=2)  # tests run case by case (conftest.py): 163 float64 models cached at once took 10 GB
 def _reference_model(attention: str, position: str, family: str) -> nn.Module:
     return ref.build(attention, position, family)
 

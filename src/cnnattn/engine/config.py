@@ -234,7 +234,7 @@ def _coerce(name: str, value: Any) -> Any:
     if name not in _FIELDS:
         raise ValueError(f"unknown setting {name!r}; settings are: {', '.join(sorted(_FIELDS))}.")
     kind = str(_FIELDS[name].type)
-    if "None" in kind and (value is None or isinstance(value, str) and value.lower() in ("none", "null", "")):
+    if "None" in kind and (value is None or (isinstance(value, str) and value.lower() in ("none", "null", ""))):
         return None  # YAML's null (a run's own config.yaml writes unset settings so), or the words on a command line
     if name == "devices" and value == "auto":
         return value
