@@ -51,7 +51,8 @@ def _cnnattn_on_a_terminal(*args: str) -> str:
 
 
 def test_compare_redirected_to_a_file_tells_the_story_in_a_small_log(tmp_path: Path) -> None:
-    args = ["compare", "--attention", "none,se", "--epochs", "1", "--seeds", "1", "--output", str(tmp_path / "c"), *TINY]
+    args = ["compare", "--attention", "none,se", "--epochs", "1", "--seeds", "1", "--output", str(tmp_path / "c")]
+    args += TINY
     log = _cnnattn_to_file(tmp_path, *args, "train_subset=200")
     assert len(log.encode()) < 20_000 and "\r" not in log and "v_num" not in log
     lines = log.splitlines()
