@@ -14,12 +14,11 @@ interleaved, at attention_overhead.py's settings.
 from __future__ import annotations
 
 import argparse
-import sys
 
 import torch
 
 import cnnattn
-from cnnattn.analysis import ab_rows, machine_info, time_interleaved
+from cnnattn.analysis import ab_benchmark_main, ab_rows, time_interleaved
 from cnnattn.attention import DASGate
 from cnnattn.utils import format_table
 
@@ -62,17 +61,7 @@ def model(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
-    for name, func, repeats in (("layer", layer, 7), ("model", model, 5)):
-        command = commands.add_parser(name)
-        command.add_argument("--repeats", type=int, default=repeats)
-        command.set_defaults(func=func)
-        if name == "model":
-            command.add_argument("--backbone", default="resnet50")
-    args = parser.parse_args()
-    print(f"machine: {machine_info()}\ncommand: python benchmarks/das_gate.py {' '.join(sys.argv[1:])}\n")
-    args.func(args)
+    ab_benchmark_main(__doc__, "das_gate.py", layer, model)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from timm.layers.cbam import CbamModule as TimmCbam
 from timm.layers.squeeze_excite import SEModule as TimmSE
 
 from cnnattn.attention import create_attention, list_attention
@@ -13,10 +14,10 @@ FUSING = [i.name for i in list_attention() if hasattr(getattr(i.factory, "func",
 
 
 def test_the_fusing_gates_are_the_block_gates_we_sped_up() -> None:
-    assert {"se", "triplet"} <= set(FUSING)
+    assert {"se", "cbam", "triplet"} <= set(FUSING)
 
 
-@pytest.mark.parametrize(("name", "timm_class"), [("se", TimmSE)])
+@pytest.mark.parametrize(("name", "timm_class"), [("se", TimmSE), ("cbam", TimmCbam)])
 def test_same_outputs_and_state_dict_as_timm(name: str, timm_class: type) -> None:
     torch.manual_seed(0)
     ours = create_attention(name, 32).eval()
@@ -45,3 +46,22 @@ def test_fused_shortcut_equals_gate_then_add(name: str, train: bool) -> None:
     module.load_state_dict(state)  # BatchNorm running stats moved once in training mode
     for got, want in zip(fused, run(False), strict=True):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
+def test_cbam_trains_as_timms_with_equal_gradients_and_scripts() -> None:
+    """Where every maximum is unique (random float64 input), the gradient to one maximum equals timm's tie-sharing
+    one; the channels-last spatial conv of training changes no number."""
+    torch.manual_seed(0)
+    ours = create_attention("cbam", 32).double().train()
+    reference = TimmCbam(32, rd_ratio=1 / 16).double().train()
+    reference.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 32, 7, 9, dtype=torch.float64, requires_grad=True)
+    grad = torch.randn(2, 32, 7, 9, dtype=torch.float64)
+    got, want = ours(x), reference(x)
+    torch.testing.assert_close(got, want)
+    got_grads = torch.autograd.grad(got, [x, *ours.parameters()], grad)
+    for a, b in zip(got_grads, torch.autograd.grad(want, [x, *reference.parameters()], grad), strict=True):
+        torch.testing.assert_close(a, b)
+    ours.eval()
+    torch.testing.assert_close(torch.jit.script(ours)(x.detach()), ours(x.detach()))

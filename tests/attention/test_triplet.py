@@ -84,3 +84,33 @@ def test_fast_path_equals_the_rotated_formulation_in_outputs_and_gradients() -> 
         for p, q in zip(grads, expected_grads, strict=True):
             torch.testing.assert_close(p, q)
         assert out.is_contiguous() and attn(x.to(memory_format=torch.channels_last)).shape == x.shape
+
+
+def _graph_nodes(tensor: torch.Tensor) -> set[str]:
+    """Names of the autograd nodes that produced ``tensor``."""
+    seen, todo, names = set(), [tensor.grad_fn], set()
+    while todo:
+        node = todo.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.add(type(node).__name__)
+        todo.extend(next_node for next_node, _ in node.next_functions)
+    return names
+
+
+def test_training_pools_with_one_backward_and_equals_the_rotated_formulation_channels_last() -> None:
+    torch.manual_seed(0)
+    attn = TripletAttention(12).double().train()
+    reference_attn = TripletAttention(12).double().train()
+    reference_attn.load_state_dict(attn.state_dict())
+    x = torch.randn(2, 12, 6, 9, dtype=torch.float64).to(memory_format=torch.channels_last).requires_grad_()
+    out, expected = attn(x), _reference(reference_attn, x)
+    assert "_ZPoolsBackward" in _graph_nodes(out) and "_ZPoolsBackward" not in _graph_nodes(expected)
+    grad = torch.randn_like(out)
+    (dx,) = torch.autograd.grad(out, x, grad)
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(dx, torch.autograd.grad(expected, x, grad)[0])
+    assert dx.is_contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        assert "_ZPoolsBackward" not in _graph_nodes(attn(x)) and attn(x).grad_fn is None

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cnnattn.ops.pooling import adaptive_avg_pool2d_matmul, max_along, pooling_matrix
+from cnnattn.ops.pooling import adaptive_avg_pool2d_matmul, max_along, pooling_matrix, zpools
 
 
 @settings(max_examples=60, deadline=None)
@@ -49,3 +49,31 @@ def test_max_along_without_autograd_is_amax(dim: int) -> None:
         assert torch.equal(max_along(x, dim), x.amax(dim))
         assert torch.equal(max_along(x, dim, keepdim=True), x.amax(dim, keepdim=True))
     assert torch.equal(max_along(x.detach(), dim), x.amax(dim))
+
+
+def _six_reductions(x: torch.Tensor, dims: tuple[int, ...]) -> list[torch.Tensor]:
+    return [torch.stack([max_along(x, d), x.mean(dim=d)], dim=1) for d in dims]
+
+
+@pytest.mark.parametrize("dims", [(1,), (2, 3), (2, 3, 1)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_zpools_equals_max_and_mean_per_dim_in_values_and_gradients(dims: tuple[int, ...], channels_last: bool) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 4, 6, dtype=torch.float64)
+    x = x.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format).requires_grad_()
+    ours, reference = zpools(x, dims), _six_reductions(x, dims)
+    grads = [torch.randn_like(r) for r in reference]
+    (ours_grad,) = torch.autograd.grad(ours, x, grads)
+    (reference_grad,) = torch.autograd.grad(reference, x, grads)
+    for got, want in zip(ours, reference, strict=True):
+        assert torch.equal(got, want)
+    torch.testing.assert_close(ours_grad, reference_grad, rtol=1e-12, atol=1e-12)
+    assert ours_grad.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    assert ours[0].grad_fn is not None and type(ours[0].grad_fn).__name__ == "_ZPoolsBackward"
+
+
+def test_zpools_passes_gradcheck_and_names_bad_dims() -> None:
+    x = torch.randn(2, 3, 4, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: zpools(t, (2, 3, 1)), (x,))
+    with pytest.raises(ValueError, match="dims 1..3"):
+        zpools(x, (0,))

@@ -2,12 +2,23 @@
 
 from .complexity import complexity_table, count_macs, count_params
 from .profile import ModuleCost, Profile, profile
-from .timing import Timing, ab_rows, machine_info, peak_rss_bytes, rss_baseline, time_fn, time_interleaved, time_models
+from .timing import (
+    Timing,
+    ab_benchmark_main,
+    ab_rows,
+    machine_info,
+    peak_rss_bytes,
+    rss_baseline,
+    time_fn,
+    time_interleaved,
+    time_models,
+)
 
 __all__ = [
     "ModuleCost",
     "Profile",
     "Timing",
+    "ab_benchmark_main",
     "ab_rows",
     "complexity_table",
     "count_macs",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import resource
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ import torch
 
 __all__ = [
     "Timing",
+    "ab_benchmark_main",
     "ab_rows",
     "machine_info",
     "peak_rss_bytes",
@@ -104,6 +107,26 @@ def ab_rows(
     headers = ("mode", "batch, size", *(f"{name} ms" for name in models),
                *(f"{name}/{plain}" for name in list(models)[1:]), f"{after}/{before}")  # fmt: skip
     return headers, rows
+
+
+Subcommand = Callable[[argparse.Namespace], None]
+
+
+def ab_benchmark_main(doc: str | None, script: str, layer: Subcommand, model: Subcommand) -> None:
+    """The command line of an A/B benchmark script with two subcommands: ``layer`` (``--repeats``, default 7) and
+    ``model`` (``--repeats``, default 5, ``--backbone``, default resnet50). Prints the machine and the command, then
+    runs the chosen function with the parsed arguments."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, func, repeats in (("layer", layer, 7), ("model", model, 5)):
+        command = commands.add_parser(name)
+        command.add_argument("--repeats", type=int, default=repeats)
+        command.set_defaults(func=func)
+        if name == "model":
+            command.add_argument("--backbone", default="resnet50")
+    args = parser.parse_args()
+    print(f"machine: {machine_info()}\ncommand: python benchmarks/{script} {' '.join(sys.argv[1:])}\n")
+    args.func(args)
 
 
 def _summary(samples: list[float]) -> Timing:

@@ -13,7 +13,8 @@ from timm.layers.coord_attn import CoordAttn
 from timm.layers.eca import EcaModule
 from timm.layers.global_context import GlobalContext
 
-from .common import autocast_active, gated
+from ..ops.pooling import max_along
+from .common import autocast_active, gated, spatial_conv_input
 from .registry import register_attention
 
 
@@ -57,6 +58,25 @@ class SEModule(squeeze_excite.SEModule):
         return gated(x, self.multiplier(x), shortcut)
 
 
+class CbamModule(cbam.CbamModule):
+    """timm's ``CbamModule`` (same arguments, parameters and outputs): the channel gate, then the spatial gate, whose
+    product ``forward(x, shortcut)`` fuses with a residual block's shortcut (:func:`cnnattn.attention.common.gated`).
+    Max pooling differentiates as ``max_pool2d`` (:func:`cnnattn.ops.pooling.max_along`: gradients equal timm's
+    wherever the maximum is unique, in a fraction of the backward time), and in training on CPU the spatial conv
+    reads its pooled maps channels-last (:func:`cnnattn.attention.common.spatial_conv_input`)."""
+
+    fuses_shortcut = True
+
+    def forward(self, x: torch.Tensor, shortcut: torch.Tensor | None = None) -> torch.Tensor:
+        # Submodules are called through self.<name>: TorchScript cannot call a module held in a local variable.
+        peak = max_along(max_along(x, 3, keepdim=True), 2, keepdim=True)  # (B, C, 1, 1), no flattened copy of x
+        mlp_avg = self.channel.fc2(self.channel.act(self.channel.fc1(x.mean((2, 3), keepdim=True))))
+        mlp_max = self.channel.fc2(self.channel.act(self.channel.fc1(peak)))
+        x = x * self.channel.gate(mlp_avg + mlp_max)  # (B, C, H, W) after the channel gate (B, C, 1, 1)
+        pooled = torch.cat([x.mean(dim=1, keepdim=True), max_along(x, 1, keepdim=True)], dim=1)  # (B, 2, H, W)
+        return gated(x, self.spatial.gate(self.spatial.conv(spatial_conv_input(pooled))), shortcut)
+
+
 register_attention(
     "se", description="Squeeze-and-excitation channel gate (Hu et al. 2018); timm SEModule, reduction 16."
 )(SEModule)
@@ -67,7 +87,7 @@ register_attention(
 
 register_attention(
     "cbam", description="CBAM channel then 7×7 spatial gate (Woo et al. 2018); timm CbamModule, reduction 16."
-)(cbam.CbamModule)
+)(CbamModule)
 
 register_attention(
     "gc",

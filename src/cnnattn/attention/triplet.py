@@ -8,8 +8,8 @@ import torch
 from timm.layers import ConvNormAct
 from torch import nn
 
-from ..ops.pooling import max_along
-from .common import gated, to_factory
+from ..ops.pooling import max_along, zpools
+from .common import capturing_graph, gated, spatial_conv_input, to_factory
 from .registry import register_attention
 
 
@@ -41,8 +41,8 @@ class ZPoolGate(nn.Module):
         return self.gate_pooled(self.pool(x))
 
     def gate_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
-        """The sigmoid map of an already Z-pooled input (B, 2, P, Q): (B, 1, P, Q) in (0, 1)."""
-        return torch.sigmoid(self.conv(pooled))
+        """The sigmoid map of an already Z-pooled input (B, 2, P, Q): (B, 1, P, Q) in (0, 1), contiguous."""
+        return torch.sigmoid(self.conv(spatial_conv_input(pooled)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.gate(x)
@@ -83,33 +83,47 @@ class TripletAttention(nn.Module):
         self.hc = ZPoolGate(kernel_size, bn_momentum, **dd)
         self.hw = None if no_spatial else ZPoolGate(kernel_size, bn_momentum, **dd)
 
-    def _cw(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled over H, gating (C, W): (B, C, 1, W), contiguous."""
-        pooled = torch.stack([max_along(x, 2), x.mean(dim=2)], dim=1)  # (B, 2, C, W): no permuted copy of x
-        return self.cw.gate_pooled(pooled).transpose(1, 2)  # (B, 1, C, W) → (B, C, 1, W), the same memory
+    def _pools(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Z-pools of (B, C, H, W) ``x`` over H (B, 2, C, W), over W (B, 2, C, H) and, unless dropped, over C
+        (B, 2, H, W): in training eager through :func:`~cnnattn.ops.pooling.zpools`, whose one backward writes
+        X's gradient once; elsewhere (no autograd, TorchScript, export, tracing, compile) as six reductions."""
+        dims = (2, 3) if self.hw is None else (2, 3, 1)
+        if torch.jit.is_scripting():
+            return [torch.stack([max_along(x, d), x.mean(dim=d)], dim=1) for d in dims]
+        return self._pools_eager(x, dims)
 
-    def _hc(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled over W, gating (H, C): (B, C, H, 1), contiguous."""
-        pooled = torch.stack([max_along(x, 3), x.mean(dim=3)], dim=1).transpose(2, 3)  # (B, 2, H, C)
-        return self.hc.gate_pooled(pooled).transpose(2, 3).reshape(x.shape[0], x.shape[1], x.shape[2], 1)
+    @torch.jit.unused
+    def _pools_eager(self, x: torch.Tensor, dims: tuple[int, ...]) -> list[torch.Tensor]:
+        if not (capturing_graph() or torch.compiler.is_compiling()) and torch.is_grad_enabled() and x.requires_grad:
+            return zpools(x, dims)
+        return [torch.stack([max_along(x, d), x.mean(dim=d)], dim=1) for d in dims]
 
     def _gates(self, x: torch.Tensor) -> list[torch.Tensor]:
-        gates = [self._cw(x), self._hc(x)]
+        """Each branch's gate, contiguous: ``cw`` (B, C, 1, W), ``hc`` (B, C, H, 1), ``hw`` (B, 1, H, W) unless
+        dropped. No permuted copy of X: the H- and W-pooled maps are gated as (C, W) and (H, C) images."""
+        pools = self._pools(x)
+        batch, channels, height = x.shape[0], x.shape[1], x.shape[2]
+        gates = [
+            self.cw.gate_pooled(pools[0]).transpose(1, 2),  # (B, 1, C, W) → (B, C, 1, W), the same memory
+            self.hc.gate_pooled(pools[1].transpose(2, 3)).transpose(2, 3).reshape(batch, channels, height, 1),
+        ]
         if self.hw is not None:
-            gates.append(self.hw.gate(x))  # (B, 1, H, W)
+            gates.append(self.hw.gate_pooled(pools[2]))  # (B, 1, H, W)
         return gates
 
     def attention_map(self, x: torch.Tensor) -> torch.Tensor:
         """The multiplier ``forward`` applies: the mean of the branches' gates, (B, C, H, W) in (0, 1).
 
-        The 1/n of the mean is taken on the small gates, and the full-size sum is formed once and added to in
-        place: two passes over (B, C, H, W) instead of three, and every gate contiguous, so the sum and the
-        product with X keep X's layout."""
+        The 1/n of the mean is taken on the small gates (an ``alpha`` of ``add`` would scale the full-size
+        gradient in backward), and the full-size sum is formed once and added to in place: two passes over
+        (B, C, H, W) instead of three, and every gate contiguous, so the sum and the product with X keep X's
+        layout."""
         gates = self._gates(x)
         weight = 1.0 / len(gates)
-        total = torch.add(gates[0] * weight, gates[1], alpha=weight)
+        gates = [gate * weight for gate in gates]
+        total = torch.add(gates[0], gates[1])  # (B, C, 1, W) + (B, C, H, 1): the one full-size sum
         if len(gates) == 3:
-            total = total.add_(gates[2], alpha=weight)
+            total = total.add_(gates[2])
         return total
 
     @torch.jit.unused
