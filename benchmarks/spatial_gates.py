@@ -11,6 +11,11 @@ Two levers of the training step, each A/B in one interleaved run (``cnnattn.anal
 * ``spatial_conv_input`` (``cnnattn.attention.common``): the 2→1-channel 7×7 conv of triplet's branches and CBAM's
   spatial gate reads its pooled maps channels-last while training on CPU.
 
+and one of inference and training alike: ``gated`` (``cnnattn.attention.common``), which in inference writes the
+product into the gate's own full-size map and in training avoids ``addcmul``'s backward ("triplet before" and
+"triplet zpools" use the former ``addcmul``). The 1/3 of triplet's mean, now taken on the small gates, is not
+reverted in "before".
+
 CBAM's "before" is timm's ``CbamModule`` with the same weights and the shortcut added after it (what
 ``resnet50_cbam`` ran up to session 13); "now" is cnnattn's subclass, which also fuses the shortcut and takes its
 maxima with ``max_along``. ``layer`` times one gate with its shortcut at ResNet-50's stage shapes: training at
@@ -43,10 +48,19 @@ def _six_reductions(x: torch.Tensor, dims: tuple[int, ...]) -> list[torch.Tensor
     return [torch.stack([max_along(x, d), x.mean(dim=d)], dim=1) for d in dims]
 
 
+def _gated_before(x: torch.Tensor, multiplier: torch.Tensor, shortcut: torch.Tensor | None = None, scratch: str = ""):
+    """``gated`` up to session 13: ``addcmul`` with and without autograd, never in place."""
+    return x * multiplier if shortcut is None else torch.addcmul(shortcut, x, multiplier)
+
+
+def _unchanged_layout(pooled: torch.Tensor) -> torch.Tensor:
+    return pooled
+
+
 TRIPLET_LEVERS = {  # the names TripletAttention looks up at call time, per variant
-    "triplet before": {"zpools": _six_reductions, "spatial_conv_input": lambda pooled: pooled},
-    "triplet zpools": {"zpools": triplet.zpools, "spatial_conv_input": lambda pooled: pooled},
-    "triplet now": {"zpools": triplet.zpools, "spatial_conv_input": triplet.spatial_conv_input},
+    "triplet before": {"zpools": _six_reductions, "spatial_conv_input": _unchanged_layout, "gated": _gated_before},
+    "triplet zpools": {"zpools": triplet.zpools, "spatial_conv_input": _unchanged_layout, "gated": _gated_before},
+    "triplet now": {"zpools": triplet.zpools, "spatial_conv_input": triplet.spatial_conv_input, "gated": triplet.gated},
 }
 
 

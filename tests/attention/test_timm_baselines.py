@@ -65,3 +65,19 @@ def test_cbam_trains_as_timms_with_equal_gradients_and_scripts() -> None:
         torch.testing.assert_close(a, b)
     ours.eval()
     torch.testing.assert_close(torch.jit.script(ours)(x.detach()), ours(x.detach()))
+
+
+@pytest.mark.parametrize("name", [*FUSING, "das"])
+def test_inference_in_place_writes_leave_inputs_alone_and_equal_the_recorded_path(name: str) -> None:
+    """Without autograd, gates write into their own temporaries (``may_overwrite_temporaries``): the outputs equal
+    those of the path autograd records, and neither ``x`` nor ``shortcut`` changes."""
+    torch.manual_seed(0)
+    module = create_attention(name, 16).eval()
+    x, shortcut = torch.randn(2, 16, 6, 5), torch.randn(2, 16, 6, 5)
+    x_before, shortcut_before = x.clone(), shortcut.clone()
+    fuses = hasattr(module, "fuses_shortcut")
+    expected = module(x.requires_grad_(), shortcut) if fuses else module(x.requires_grad_())
+    with torch.no_grad():
+        got = module(x, shortcut) if fuses else module(x)
+    assert torch.equal(x.detach(), x_before) and torch.equal(shortcut, shortcut_before)
+    torch.testing.assert_close(got, expected.detach(), rtol=1e-6, atol=1e-6)

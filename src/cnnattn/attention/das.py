@@ -20,7 +20,7 @@ from timm.layers import LayerNorm2d
 from torch import nn
 
 from ..ops.deform_conv import DeformConv2d, Impl
-from .common import capturing_graph, to_factory
+from .common import capturing_graph, may_overwrite_temporaries, to_factory
 from .registry import register_attention
 
 __all__ = ["DSC_CHANNELS_LAST_MIN_PIXELS", "DASGate"]
@@ -164,7 +164,9 @@ class DASGate(nn.Module):
         predicted = self.offset(hidden)
         offsets = predicted[:, : self.num_offsets]
         mask = torch.sigmoid(predicted[:, self.num_offsets :]) if self.modulated else None
-        return torch.sigmoid(self.gate_norm(self.dc(hidden, offsets, mask))), offsets, mask
+        logits = self.gate_norm(self.dc(hidden, offsets, mask))  # (B, C, H, W), this call's own
+        gate = logits.sigmoid_() if may_overwrite_temporaries() else torch.sigmoid(logits)  # no fresh full-size map
+        return gate, offsets, mask
 
     def gate_and_offsets(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The gate A (B, C, H, W) in (0, 1), and the predicted offsets (B, 2·G·k², H, W) in input pixels,

@@ -74,7 +74,8 @@ class CbamModule(cbam.CbamModule):
         mlp_max = self.channel.fc2(self.channel.act(self.channel.fc1(peak)))
         x = x * self.channel.gate(mlp_avg + mlp_max)  # (B, C, H, W) after the channel gate (B, C, 1, 1)
         pooled = torch.cat([x.mean(dim=1, keepdim=True), max_along(x, 1, keepdim=True)], dim=1)  # (B, 2, H, W)
-        return gated(x, self.spatial.gate(self.spatial.conv(spatial_conv_input(pooled))), shortcut)
+        spatial_gate = self.spatial.gate(self.spatial.conv(spatial_conv_input(pooled)))  # (B, 1, H, W)
+        return gated(x, spatial_gate, shortcut, scratch="x")  # x is this call's channel-gated product
 
 
 register_attention(

@@ -135,4 +135,4 @@ class TripletAttention(nn.Module):
         return {**parts, "map": sum(gates[1:], gates[0]) / len(gates)}
 
     def forward(self, x: torch.Tensor, shortcut: torch.Tensor | None = None) -> torch.Tensor:
-        return gated(x, self.attention_map(x), shortcut)
+        return gated(x, self.attention_map(x), shortcut, scratch="multiplier")  # the map is this call's own

@@ -3,7 +3,8 @@
 Two implementations with one signature:
 
 * ``"sampled"``: bilinear sampling of every kernel tap with ``F.grid_sample`` (zeros outside the image,
-  exactly torchvision's rule), then one batched matrix product with the weight. Built from ops with fast
+  exactly torchvision's rule), then one batched matrix product with the weight (without groups on large maps,
+  its output is in channels-last memory). Built from ops with fast
   CPU forward and backward kernels; the batch is processed in chunks in no-grad mode so the sampled
   columns (B·C_in·k²·H_out·W_out values) stay under ``max_chunk_bytes``.
 * ``"torchvision"``: ``torchvision.ops.deform_conv2d``.
@@ -132,6 +133,11 @@ def _sampled_chunk(
         columns = columns * mask.view(batch, offset_groups, 1, taps, pixels)
     columns = columns.reshape(batch, groups, group_channels * taps, pixels)
     kernel = weight.reshape(groups, out_channels // groups, group_channels * taps)
+    if groups == 1 and (batch == 1 or pixels > SINGLE_GEMM_MAX_PIXELS):
+        # Columnsᵀ · kernelᵀ: the same GEMM written (B, H_out·W_out, C_out), channels-last memory, which a norm over
+        # channels after it (DAS's LayerNorm2d) reads without a permuted copy.
+        out = torch.matmul(columns.transpose(-1, -2), kernel.transpose(-1, -2))  # (B, 1, H_out·W_out, C_out)
+        return out.view(batch, h_out, w_out, out_channels).permute(0, 3, 1, 2)
     if batch == 1 or pixels > SINGLE_GEMM_MAX_PIXELS:
         return torch.matmul(kernel, columns).view(batch, out_channels, h_out, w_out)
     # Small maps: one GEMM over B·H_out·W_out columns beats B skinny ones (docs/benchmarks.md).
