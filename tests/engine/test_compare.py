@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import statistics
 from pathlib import Path
 
@@ -69,6 +70,11 @@ def test_compare_reuses_finished_runs(tmp_path: Path) -> None:
     (tmp_path / "none-s0" / "checkpoints" / "last.ckpt").unlink()  # a re-run must not need (or retrain) it
     again = compare(BASE, ["none"], seeds=1, output=tmp_path, latency_repeats=2)
     assert again[0].mean == first[0].mean
+    for kept in ("config.yaml", "logs", "checkpoints"):  # a run kept as its results.json alone is reused too
+        path = tmp_path / "none-s0" / kept
+        path.unlink() if path.is_file() else shutil.rmtree(path)
+    alone = compare(BASE, ["none"], seeds=1, output=tmp_path, latency_repeats=2)
+    assert alone[0].mean == first[0].mean and alone[0].params == first[0].params
 
 
 def test_budget_limits_each_run(tmp_path: Path) -> None:

@@ -293,11 +293,13 @@ def compare(
         f"({', '.join(models)}); {describe_recipe(base, seeds, base.img_size, budget_minutes)}; results in {output}"
     )
     results: dict[str, list[TrainResult]] = {variant: [] for variant in models}
+    planned: dict[str, TrainConfig] = {}
     metrics = TASK_METRICS[base.task]
     for index, (seed, variant) in enumerate(itertools.product(range(seeds), models), start=1):
         label = f"[{index}/{remaining.total}] {variant} · seed {seed}"
         run_output = str(output / f"{variant}-s{seed}")
         config = base.replace(model=models[variant], seed=seed, output=run_output, max_minutes=share)
+        planned.setdefault(variant, config)
         result, reused = _run(config, label, say)
         results[variant].append(result)
         left = remaining.after(result.seconds, reused)
@@ -305,7 +307,7 @@ def compare(
         say(f"{label}: {metrics.main_label} {main:.2f} % after {result.epochs} epoch(s); {left}")
     rows = []
     for variant, runs in results.items():
-        resolved = TrainConfig(**_saved_config(Path(runs[0].output)))  # img_size filled in by the run
+        resolved = _resolved_config(Path(runs[0].output), planned[variant])
         rows.append(_summarise(variant, resolved, runs))
     img_size = resolved.img_size or 224
     latencies = bench(
@@ -412,10 +414,13 @@ def _silent(_: str) -> None:
     """The default report: say nothing."""
 
 
-def _saved_config(run: Path) -> dict:
+def _resolved_config(run: Path, planned: TrainConfig) -> TrainConfig:
+    """The recipe a run trained with: its saved config.yaml (with img_size filled in by the run), or, for a finished
+    run kept without one (only its results.json copied, e.g. from docs/results), the recipe planned for it here."""
     import yaml
 
-    return yaml.safe_load((run / "config.yaml").read_text())
+    saved = run / "config.yaml"
+    return TrainConfig(**yaml.safe_load(saved.read_text())) if saved.is_file() else planned
 
 
 def table(rows: Sequence[CompareRow]) -> str:
