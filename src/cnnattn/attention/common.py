@@ -11,13 +11,11 @@ import torch
 from torch import nn
 
 __all__ = [
-    "FRESH_PAGES_MIN_BYTES",
     "NotScriptable",
     "Query",
     "autocast_active",
     "capturing_graph",
     "exporting",
-    "fresh_pages_are_slow",
     "gated",
     "may_overwrite_temporaries",
     "query_index",
@@ -27,10 +25,6 @@ __all__ = [
     "spatial_conv_input",
     "to_factory",
 ]  # fmt: skip
-
-# glibc serves an allocation above its largest mmap threshold (32 MB on 64-bit Linux) with fresh pages from the OS,
-# which the first write faults in one by one: for tensors this large, writing in place is several times faster.
-FRESH_PAGES_MIN_BYTES = 32 * 2**20
 
 Query = tuple[float, float]  # (y, x) as fractions of the output grid's height and width, in [0, 1]
 
@@ -69,30 +63,18 @@ def gated(
     backward multiplies each full-size factor by its scalar ``value`` (two full-size passes per block), ``mul``'s
     does not, and the in-place add costs one pass over memory already written.
 
-    ``scratch`` (``"x"`` or ``"multiplier"``) names a full-size factor that is the caller's own temporary: where
-    :func:`may_overwrite_temporaries`, the product is written into it in place, and the shortcut added there too
-    when the tensor is large enough for fresh memory to be slow (:data:`FRESH_PAGES_MIN_BYTES`, on CPU): then two
-    passes over memory already in place beat ``addcmul``'s one into fresh pages (a fresh (16, 256, 56, 56) product
-    takes about 4× an in-place one on this project's CPU, docs/benchmarks.md).
+    ``scratch`` (``"x"`` or ``"multiplier"``) names a full-size factor that is the caller's own temporary: without a
+    shortcut, where :func:`may_overwrite_temporaries`, the product is written into it in place (no fresh full-size
+    tensor, the same one pass). With a shortcut, ``addcmul``'s one pass stays: a product and an add in place
+    measured 1.04× slower in ResNet-50 inference, although a single gate ran faster so (docs/benchmarks.md).
     """
-    if not torch.jit.is_scripting():  # noqa: SIM102 (TorchScript skips only a block under this exact test)
-        if scratch and may_overwrite_temporaries():
-            own, other = (multiplier, x) if scratch == "multiplier" else (x, multiplier)
-            if shortcut is None:
-                return own.mul_(other)
-            if fresh_pages_are_slow(own):
-                return own.mul_(other).add_(shortcut)
+    if shortcut is None and scratch and may_overwrite_temporaries():
+        return multiplier.mul_(x) if scratch == "multiplier" else x.mul_(multiplier)
     if shortcut is None:
         return x * multiplier
     if torch.is_grad_enabled():
         return torch.mul(x, multiplier).add_(shortcut)
     return torch.addcmul(shortcut, x, multiplier)
-
-
-@torch.jit.unused
-def fresh_pages_are_slow(tensor: torch.Tensor) -> bool:
-    """Whether a new tensor like ``tensor`` would be fresh pages from the OS (:data:`FRESH_PAGES_MIN_BYTES`, CPU)."""
-    return tensor.device.type == "cpu" and tensor.numel() * tensor.element_size() >= FRESH_PAGES_MIN_BYTES
 
 
 def may_overwrite_temporaries() -> bool:

@@ -13,7 +13,7 @@ from timm.layers.coord_attn import CoordAttn
 from timm.layers.eca import EcaModule
 from timm.layers.global_context import GlobalContext
 
-from ..ops.pooling import max_along
+from ..ops.pooling import max_along, spatial_max
 from .common import autocast_active, gated, spatial_conv_input
 from .registry import register_attention
 
@@ -69,7 +69,7 @@ class CbamModule(cbam.CbamModule):
 
     def forward(self, x: torch.Tensor, shortcut: torch.Tensor | None = None) -> torch.Tensor:
         # Submodules are called through self.<name>: TorchScript cannot call a module held in a local variable.
-        peak = max_along(max_along(x, 3, keepdim=True), 2, keepdim=True)  # (B, C, 1, 1), no flattened copy of x
+        peak = spatial_max(x)  # (B, C, 1, 1)
         mlp_avg = self.channel.fc2(self.channel.act(self.channel.fc1(x.mean((2, 3), keepdim=True))))
         mlp_max = self.channel.fc2(self.channel.act(self.channel.fc1(peak)))
         x = x * self.channel.gate(mlp_avg + mlp_max)  # (B, C, H, W) after the channel gate (B, C, 1, 1)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["adaptive_avg_pool2d_matmul", "max_along", "pooling_matrix", "zpools"]
+__all__ = ["adaptive_avg_pool2d_matmul", "max_along", "pooling_matrix", "spatial_max", "zpools"]
 
 
 def max_along(x: torch.Tensor, dim: int, keepdim: bool = False) -> torch.Tensor:
@@ -32,6 +32,15 @@ def max_along(x: torch.Tensor, dim: int, keepdim: bool = False) -> torch.Tensor:
     if torch.is_grad_enabled() and x.requires_grad:
         return torch.max(x, dim=dim, keepdim=keepdim)[0]
     return x.amax(dim=dim, keepdim=keepdim)
+
+
+def spatial_max(x: torch.Tensor) -> torch.Tensor:
+    """The maximum of (B, C, H, W) ``x`` over H and W, (B, C, 1, 1): ``amax`` over both dims where no gradient is
+    recorded, else :func:`max_along` over W, then H (the gradient to one maximum, and no flattened copy of a
+    channels-last ``x``). Reducing a contiguous map in one ``amax`` is faster than in two steps."""
+    if torch.is_grad_enabled() and x.requires_grad:
+        return max_along(max_along(x, 3, keepdim=True), 2, keepdim=True)
+    return x.amax(dim=(2, 3), keepdim=True)
 
 
 class _ZPools(torch.autograd.Function):
