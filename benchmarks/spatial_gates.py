@@ -11,10 +11,9 @@ Two levers of the training step, each A/B in one interleaved run (``cnnattn.anal
 * ``spatial_conv_input`` (``cnnattn.attention.common``): the 2→1-channel 7×7 conv of triplet's branches and CBAM's
   spatial gate reads its pooled maps channels-last while training on CPU.
 
-and one of inference and training alike: ``gated`` (``cnnattn.attention.common``), which in inference writes the
-product into the gate's own full-size map and in training avoids ``addcmul``'s backward ("triplet before" and
-"triplet zpools" use the former ``addcmul``). The 1/3 of triplet's mean, now taken on the small gates, is not
-reverted in "before".
+and ``gated`` (``cnnattn.attention.common``), which in training forms the product and adds the shortcut into it,
+avoiding ``addcmul``'s backward ("triplet before" and "triplet zpools" use ``addcmul`` in training too; inference
+is ``addcmul`` in all three). The 1/3 of triplet's mean, now taken on the small gates, is not reverted in "before".
 
 CBAM's "before" is timm's ``CbamModule`` with the same weights and the shortcut added after it (what
 ``resnet50_cbam`` ran up to session 13); "now" is cnnattn's subclass, which also fuses the shortcut and takes its
