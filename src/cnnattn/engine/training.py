@@ -47,6 +47,9 @@ NOISY_WARNINGS = (
     ".*Checkpoint directory .* exists and is not empty.*",
     ".*LeafSpec.*is deprecated.*",
     ".*module\\(s\\) in eval mode at the start of training.*",  # the EMA copy, on purpose
+    # A mid-epoch resume after SIGTERM: EpochShardSampler skips the batches already trained (engine/preemption.py),
+    # so Lightning's advice to make the dataloader resumable does not apply.
+    ".*resuming from a checkpoint that ended before the epoch ended.*",
 )
 
 
