@@ -94,7 +94,7 @@ def spatial_conv_input(pooled: torch.Tensor) -> torch.Tensor:
     """The pooled maps a spatial gate convolves to one channel, (B, 2, P, Q), in the layout that convolution is
     fastest in: channels-last on CPU where a gradient is recorded, else as given. oneDNN's input gradient of a
     convolution with one output channel is 3-4× faster channels-last (7×7 on (8, 2, 256, 40): forward and backward
-    41 → 11 ms; benchmarks/pooling.py), while its forward alone is as fast or slower. The one-channel output is
+    41 → 11 ms, one thread; docs/benchmarks.md), while its forward alone is as fast or slower. The one-channel output is
     contiguous either way. TorchScript and captured graphs (export, tracing) keep the given layout."""
     if torch.jit.is_scripting():
         return pooled
