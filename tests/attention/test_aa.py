@@ -79,6 +79,17 @@ def test_macs_count_every_attention_product() -> None:
     assert cnnattn.profile(layer, (8, 4, 5)).macs == expected
 
 
+def _assert_same_values_and_gradients(
+    out: torch.Tensor, expected: torch.Tensor, inputs: list[torch.Tensor], grad: torch.Tensor
+) -> None:
+    torch.testing.assert_close(out, expected)
+    for a, b in zip(torch.autograd.grad(out, inputs, grad, allow_unused=True),
+                    torch.autograd.grad(expected, inputs, grad, allow_unused=True), strict=True):  # fmt: skip
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b)
+
+
 @pytest.mark.parametrize(("stride", "relative", "size"), [(1, True, (5, 7)), (2, True, (7, 6)), (1, False, (4, 4))])
 def test_fused_attention_equals_the_explicit_softmax_in_outputs_and_gradients(stride, relative, size) -> None:
     torch.manual_seed(0)
@@ -88,10 +99,19 @@ def test_fused_attention_equals_the_explicit_softmax_in_outputs_and_gradients(st
     fused = layer.attend(x, layer.value(x))
     with reference_arithmetic():  # the explicit (H'W' × HW) softmax
         explicit = layer.attend(x, layer.value(x))
-    torch.testing.assert_close(fused, explicit)
-    inputs = [x, *layer.parameters()]
-    for a, b in zip(torch.autograd.grad(fused, inputs, grad, allow_unused=True),
-                    torch.autograd.grad(explicit, inputs, grad, allow_unused=True), strict=True):  # fmt: skip
-        assert (a is None) == (b is None)
-        if a is not None:
-            torch.testing.assert_close(a, b)
+    _assert_same_values_and_gradients(fused, explicit, [x, *layer.parameters()], grad)
+
+
+def test_batch_chunks_on_cpu_equal_one_call_in_outputs_and_gradients(monkeypatch: pytest.MonkeyPatch) -> None:
+    torch.manual_seed(0)
+    layer = AttentionAugmentedConv2d(8, 40, 3, 2, num_heads=2).double()
+    x = torch.randn(5, 8, 7, 6, dtype=torch.float64, requires_grad=True)
+    calls = []
+    fused = layer._fused_attention
+    monkeypatch.setattr(layer, "_fused_attention", lambda q, *rest: calls.append(q.shape[0]) or fused(q, *rest))
+    layer.max_attention_bytes = None
+    whole = layer.attend(x, layer.value(x))
+    layer.max_attention_bytes = 1  # one sample per call
+    chunked = layer.attend(x, layer.value(x))
+    assert calls == [5, 1, 1, 1, 1, 1]
+    _assert_same_values_and_gradients(chunked, whole, [x, *layer.parameters()], torch.randn_like(whole))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cnnattn.attention.common import gated, may_overwrite_temporaries, spatial_conv_input
+from cnnattn.attention.common import gated, may_overwrite_temporaries, samples_per_call, spatial_conv_input
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.trace` is deprecated")
@@ -58,3 +58,20 @@ def test_spatial_conv_input_is_channels_last_only_when_training_on_cpu() -> None
     assert trained.is_contiguous(memory_format=torch.channels_last) and torch.equal(trained, pooled)
     with torch.no_grad():
         assert spatial_conv_input(pooled) is pooled
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace` is deprecated")
+def test_samples_per_call_fits_the_budget_on_cpu_and_takes_the_whole_batch_when_traced() -> None:
+    x = torch.randn(7, 3)
+    assert samples_per_call(x, 100, 350) == 3
+    assert samples_per_call(x, 100, 50) == 1  # at least one sample, however large
+    assert samples_per_call(x, 100, 10_000) == 7
+    assert samples_per_call(x, 100, None) == 7
+    seen = []
+
+    def record(t: torch.Tensor) -> torch.Tensor:
+        seen.append(samples_per_call(t, 100, 350))
+        return t * 2
+
+    torch.jit.trace(record, x, check_trace=False)
+    assert seen == [7]

@@ -16,10 +16,16 @@ from torch import nn
 
 from ..ops.shapes import ceil_div
 from .augmented import AugmentedConv2d, attention_channels, query_positions
-from .common import autocast_active, reference_arithmetic_active, to_factory
+from .common import autocast_active, reference_arithmetic_active, samples_per_call, to_factory
 from .registry import register_attention
 
 __all__ = ["AttentionAugmentedConv2d"]
+
+# On CPU the fused attention runs in batch chunks whose augmented q, k and v fit this many bytes. In ResNet-50's
+# layer2.0 at 224² (3136 keys of 115 channels per head) one sample per call took 0.87× the time of the whole batch
+# of 16 and a third of its memory; the whole model's inference, 0.94× the time and 0.4× the peak memory
+# (docs/benchmarks.md).
+MAX_ATTENTION_BYTES = 16 * 2**20
 
 
 def relative_embeddings(table: torch.Tensor, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
@@ -46,6 +52,8 @@ class AttentionAugmentedConv2d(AugmentedConv2d):
         value_ratio: d_v / F (0.1).
         relative: Add the relative-position logits (the paper's default).
         max_rel_dist: Offsets embedded without clipping (see module docs).
+        max_attention_bytes: On CPU, the fused attention runs in batch chunks whose augmented queries, keys and
+            values (see :meth:`attend`) fit this many bytes; ``None``: the whole batch at once. Same results.
         device, dtype: Where and in which precision to create the parameters (timm's factory keywords).
     """
 
@@ -61,13 +69,14 @@ class AttentionAugmentedConv2d(AugmentedConv2d):
         value_ratio: float = 0.1,
         relative: bool = True,
         max_rel_dist: int = 64,
+        max_attention_bytes: int | None = MAX_ATTENTION_BYTES,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__(
             in_channels, out_channels, kernel_size, stride, attention_channels(out_channels, value_ratio, num_heads)
         )
-        self.num_heads, self.relative = num_heads, relative
+        self.num_heads, self.relative, self.max_attention_bytes = num_heads, relative, max_attention_bytes
         self.d_k = attention_channels(out_channels, key_ratio, num_heads)
         self.qk = nn.Conv2d(in_channels, 2 * self.d_k, 1, bias=False)
         head_dim = self.d_k // num_heads
@@ -116,10 +125,21 @@ class AttentionAugmentedConv2d(AugmentedConv2d):
         v = v.flatten(2).unflatten(1, (self.num_heads, -1)).transpose(-1, -2)  # (B, h, HW, d_v/h)
         if autocast_active():  # logits in float32, as attention_map: bf16 logits of large activations lose the argmax
             with torch.autocast(x.device.type, enabled=False):
-                out = self._fused_attention(q.float(), k.float(), v.float(), height, width)
+                out = self._chunked_attention(q.float(), k.float(), v.float(), height, width)
         else:
-            out = self._fused_attention(q, k, v, height, width)
+            out = self._chunked_attention(q, k, v, height, width)
         return out.transpose(-1, -2).reshape(batch, self.d_v, *out_size)
+
+    def _chunked_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, height: int,
+                           width: int) -> torch.Tensor:  # fmt: skip
+        """:meth:`_fused_attention` over batch chunks of at most ``max_attention_bytes`` of augmented q, k, v."""
+        depth = max(self.d_k // self.num_heads + (height + width if self.relative else 0), v.shape[-1])
+        positions = q.shape[-2] * q.shape[-1] + 2 * height * width
+        chunk = samples_per_call(q, self.num_heads * positions * depth * q.element_size(), self.max_attention_bytes)
+        if chunk == q.shape[0]:
+            return self._fused_attention(q, k, v, height, width)
+        parts = zip(q.split(chunk), k.split(chunk), v.split(chunk), strict=True)
+        return torch.cat([self._fused_attention(*part, height, width) for part in parts])
 
     def _fused_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, height: int,
                          width: int) -> torch.Tensor:  # fmt: skip
@@ -135,8 +155,8 @@ class AttentionAugmentedConv2d(AugmentedConv2d):
             keys = torch.cat([keys, one_hot.expand(*keys.shape[:2], -1, -1)], dim=-1)
         # The fused CPU kernel wants one head size for q, k and v: pad the smaller with zeros (exact), then cut.
         depth = max(queries.shape[-1], v.shape[-1])
-        queries, keys = (F.pad(t, (0, depth - t.shape[-1])) for t in (queries, keys))
-        values = F.pad(v, (0, depth - v.shape[-1]))
+        queries, keys, values = (F.pad(t, (0, depth - t.shape[-1])) if t.shape[-1] < depth else t
+                                 for t in (queries, keys, v))  # fmt: skip
         return F.scaled_dot_product_attention(queries, keys, values, scale=1.0)[..., : v.shape[-1]]
 
     def _relative_scores(self, q: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:

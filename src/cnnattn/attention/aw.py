@@ -18,7 +18,7 @@ from torch import nn
 
 from ..ops.pooling import adaptive_avg_pool2d_matmul
 from ..ops.shapes import conv_output_size
-from .common import NotScriptable, exporting, to_factory
+from .common import NotScriptable, exporting, samples_per_call, to_factory
 from .registry import register_attention
 
 __all__ = ["AWConv2d"]
@@ -273,10 +273,7 @@ class AWConv2d(NotScriptable, nn.Conv2d):
     def chunk_size(self, x: torch.Tensor) -> int:
         """Samples per call: all of them, or on CPU as many as fit ``max_kernel_bytes`` of modulated kernels (all
         of them when exported or traced, so that the batch may stay symbolic)."""
-        if self.max_kernel_bytes is None or x.device.type != "cpu" or exporting():
-            return x.shape[0]
-        kernel_bytes = self.weight.numel() * x.element_size()
-        return max(1, min(x.shape[0], self.max_kernel_bytes // kernel_bytes))
+        return samples_per_call(x, self.weight.numel() * x.element_size(), self.max_kernel_bytes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return aw_forward(self, x)

@@ -22,6 +22,7 @@ __all__ = [
     "query_rows",
     "reference_arithmetic",
     "reference_arithmetic_active",
+    "samples_per_call",
     "spatial_conv_input",
     "to_factory",
 ]  # fmt: skip
@@ -112,6 +113,16 @@ def exporting() -> bool:
     """Inside ``torch.export`` (ONNX's exporter too) or ``torch.jit.trace``: where a module must take one
     shape-independent path, so that batch and size stay symbolic and every op has an ONNX form."""
     return torch.compiler.is_exporting() or torch.jit.is_tracing()
+
+
+def samples_per_call(x: torch.Tensor, bytes_per_sample: int, budget: int | None) -> int:
+    """How many samples of ``x`` (B, ...) one call takes so that its temporaries of ``bytes_per_sample`` each fit
+    ``budget`` bytes (at least one): on CPU, where large temporaries cost a fresh page fault per write and fall out
+    of cache. All of them where ``budget`` is None, off the CPU, and when exported or traced (the batch stays
+    symbolic)."""
+    if budget is None or x.device.type != "cpu" or exporting():
+        return x.shape[0]
+    return max(1, min(x.shape[0], budget // max(1, bytes_per_sample)))
 
 
 def capturing_graph() -> bool:
