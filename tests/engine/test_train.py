@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -163,6 +164,35 @@ def test_sigterm_writes_a_checkpoint_exits_143_and_resumes_exactly(
     resumed = _run_kill_script(tmp_path, resume=True, warn=True)
     assert "ended before the epoch ended" not in resumed.stderr  # Lightning's advice does not apply: we skip batches
     _assert_same_run(resumed, tmp_path, uninterrupted)
+
+
+class TrainClock(pl.Callback):
+    """This start's training time as Lightning's Timer measures it (train start to train end), with an optional pause
+    at each epoch's end (before the epoch's checkpoint)."""
+
+    def __init__(self, pause: float = 0.0) -> None:
+        self.pause, self.seconds = pause, float("nan")
+
+    def on_train_start(self, trainer, module) -> None:
+        self.start = time.monotonic()
+
+    def on_train_epoch_end(self, trainer, module) -> None:
+        time.sleep(self.pause)
+
+    def on_train_end(self, trainer, module) -> None:
+        self.seconds = time.monotonic() - self.start
+
+
+def test_a_resumed_run_reports_the_training_time_of_all_its_starts(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path, "builtin:digits", epochs=1, train_subset=32, batch_size=16)
+    checkpoint = load_training_checkpoint(train(config, callbacks=[TrainClock(pause=1.0)]).last_checkpoint)
+    first = checkpoint["callbacks"]["Timer"]["time_elapsed"]["train"]  # the first start, up to its checkpoint
+    assert first >= 1.0
+    clock = TrainClock()
+    resumed = train(config.replace(epochs=2), resume=True, callbacks=[clock])
+    assert resumed.epochs == 2
+    assert resumed.seconds == pytest.approx(first + clock.seconds, abs=0.2)
+    assert json.loads(Path(resumed.output, "results.json").read_text())["seconds"] == resumed.seconds
 
 
 class PoisonWeights(pl.Callback):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, ProgressBar
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, ProgressBar, Timer
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from timm.layers import convert_sync_batchnorm
 from torch import nn
@@ -57,7 +56,8 @@ NOISY_WARNINGS = (
 class TrainResult:
     """Metrics of a finished run, in percent on the validation split after the last epoch: top-1/top-5 for
     classification (NaN for detection); ``metrics`` holds every validation metric by name (detection: AP,
-    AP50, AP75, APs/m/l, AR100, and ``best_AP``)."""
+    AP50, AP75, APs/m/l, AR100, and ``best_AP``). ``seconds``: wall-clock training time (validation included),
+    summed over every start of a resumed run up to its last checkpoint, then this start's."""
 
     output: str
     num_classes: int
@@ -167,6 +167,9 @@ def _trainer(config: TrainConfig, output: Path, callbacks: Sequence[Callback], l
     progress = progress_callbacks(config.progress, label)
     # Convergence: its state is in every checkpoint, so a resumed run keeps counting epochs without improvement.
     stopping = [EarlyStopping(monitor, mode="max", patience=config.patience)] if config.patience else []
+    # Lightning's Timer keeps the training time in every checkpoint, so a resumed run adds its time to the earlier
+    # starts' (results.json's ``seconds``), and ``max_minutes`` bounds the run as a whole.
+    timer = Timer({"minutes": config.max_minutes} if config.max_minutes else None, interval="step")
     loggers = [CSVLogger(output, name="logs")]
     if config.tensorboard:
         loggers.append(TensorBoardLogger(output, name="tensorboard"))
@@ -178,10 +181,9 @@ def _trainer(config: TrainConfig, output: Path, callbacks: Sequence[Callback], l
         precision=_precision(config, accelerator),
         deterministic=config.deterministic,
         max_epochs=config.epochs,
-        max_time={"minutes": config.max_minutes} if config.max_minutes else None,
         gradient_clip_val=config.grad_clip,
         use_distributed_sampler=False,  # the data modules shard with their own seeded sampler
-        callbacks=[best, last, PreemptionCheckpoint(folder / "last.ckpt"), *stopping, *progress, *callbacks],
+        callbacks=[best, last, PreemptionCheckpoint(folder / "last.ckpt"), timer, *stopping, *progress, *callbacks],
         logger=loggers,
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=any(isinstance(c, ProgressBar) for c in progress),
@@ -217,7 +219,6 @@ def train(
     if trainer.is_global_zero:
         output.mkdir(parents=True, exist_ok=True)
         atomic_write_text(output / "config.yaml", _yaml(config))
-    start = time.perf_counter()
     with warnings.catch_warnings():
         for pattern in NOISY_WARNINGS:
             warnings.filterwarnings("ignore", pattern)
@@ -225,7 +226,7 @@ def train(
             trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
         except SIGTERMException:
             raise _interrupted(trainer, output) from None
-    return _result(trainer, output, time.perf_counter() - start)
+    return _result(trainer, output)
 
 
 def _interrupted(trainer: pl.Trainer, output: Path) -> TrainingInterrupted:
@@ -268,7 +269,7 @@ def _yaml(config: TrainConfig) -> str:
     return yaml.safe_dump(config.to_dict(), sort_keys=False)
 
 
-def _result(trainer: pl.Trainer, output: Path, seconds: float) -> TrainResult:
+def _result(trainer: pl.Trainer, output: Path) -> TrainResult:
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     best = trainer.checkpoint_callback.best_model_score  # the first ModelCheckpoint: best validation top-1 or AP
     best = float(best) if best is not None else float("nan")
@@ -284,7 +285,7 @@ def _result(trainer: pl.Trainer, output: Path, seconds: float) -> TrainResult:
         loss=metrics.get("val/loss", float("nan")),
         best_top1=best if task == "classify" else float("nan"),
         epochs=trainer.current_epoch,
-        seconds=seconds,
+        seconds=next(c for c in trainer.callbacks if isinstance(c, Timer)).time_elapsed("train"),
         last_checkpoint=str(output / "checkpoints" / "last.ckpt"),
         best_checkpoint=str(output / "checkpoints" / "best.ckpt"),
         task=task,
