@@ -3,9 +3,10 @@
     python benchmarks/op_profile.py ATTENTION [--backbone resnet50] [--mode infer|train] [--top 12] [--repeats 3]
 
 Profiles one step of each model with ``torch.profiler`` (CPU, after two warm-up steps; the median of ``--repeats``
-profiled steps per operator) at attention_overhead.py's settings: inference at batch 16 and 224², or a training step
-(forward and backward of the output's sum) at batch 8 and 160². Prints the operators whose self time grew most, and
-the totals: the profile that docs/benchmarks.md reads each attention's floor from.
+profiled steps per operator), the step attention_overhead.py times (``cnnattn.analysis.bench.make_step``) at its
+settings: inference at batch 16 and 224², or a training step (forward, loss, backward, SGD) at batch 8 and 160².
+Prints the operators whose self time grew most, and the totals: the profile that docs/benchmarks.md reads each
+attention's floor from.
 """
 
 from __future__ import annotations
@@ -19,25 +20,10 @@ from torch.profiler import ProfilerActivity, profile
 
 import cnnattn
 from cnnattn.analysis import machine_info
+from cnnattn.analysis.bench import make_step
 from cnnattn.utils import format_table
 
 SETTINGS = {"infer": (16, 224), "train": (8, 160)}
-
-
-def make_step(model: torch.nn.Module, mode: str) -> Callable[[], None]:
-    batch, size = SETTINGS[mode]
-    torch.manual_seed(0)
-    x = torch.randn(batch, 3, size, size)
-    if mode == "infer":
-        model.eval()
-
-        def step() -> None:
-            with torch.inference_mode():
-                model(x)
-
-        return step
-    model.train()
-    return lambda: model(x).sum().backward()
 
 
 def op_self_ms(step: Callable[[], None], repeats: int) -> dict[str, float]:
@@ -65,12 +51,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     names = (args.backbone, f"{args.backbone}_{args.attention}")
-    plain, attended = (op_self_ms(make_step(cnnattn.create_model(n), args.mode), args.repeats) for n in names)
+    batch, size = SETTINGS[args.mode]
+    torch.manual_seed(0)
+    x = torch.randn(batch, 3, size, size)
+    plain, attended = (op_self_ms(make_step(cnnattn.create_model(n), x, args.mode, False), args.repeats) for n in names)
     ops = sorted(set(plain) | set(attended), key=lambda op: plain.get(op, 0.0) - attended.get(op, 0.0))
     total_plain, total_attended = sum(plain.values()), sum(attended.values())
     rows = [_row(op, plain.get(op, 0.0), attended.get(op, 0.0)) for op in ops[: args.top]]
     rows.append(_row("all operators", total_plain, total_attended))
-    batch, size = SETTINGS[args.mode]
     print(f"machine: {machine_info()}\ncommand: python benchmarks/op_profile.py {args.attention} --backbone "
           f"{args.backbone} --mode {args.mode} --top {args.top} --repeats {args.repeats}\n")  # fmt: skip
     print(f"{args.mode}, batch {batch}, {size}²: self CPU ms per step (median of {args.repeats} profiled steps), "

@@ -21,10 +21,9 @@ from .registry import register_attention
 
 __all__ = ["AttentionAugmentedConv2d"]
 
-# On CPU the fused attention runs in batch chunks whose augmented q, k and v fit this many bytes. In ResNet-50's
-# layer2.0 at 224² (3136 keys of 115 channels per head) one sample per call took 0.87× the time of the whole batch
-# of 16 and a third of its memory; the whole model's inference, 0.94× the time and 0.4× the peak memory
-# (docs/benchmarks.md).
+# On CPU the fused attention runs in batch chunks whose augmented q, k and v fit this many bytes. At ResNet-50's
+# layer2.0 at 224² (3136 keys of 115 channels per head, batch 16) it took 0.93× the time of one call; the whole
+# model's inference, 0.93× the time and 0.46× the peak memory (benchmarks/aa_chunks.py, docs/benchmarks.md).
 MAX_ATTENTION_BYTES = 16 * 2**20
 
 
