@@ -9,8 +9,9 @@ import pytest
 from PIL import Image
 
 from cnnattn.cli import main
+from cnnattn.data.samples import load_samples
 from cnnattn.engine import TrainConfig, train
-from cnnattn.visualize.show import METHODS, load_samples
+from cnnattn.visualize.show import METHODS
 from tiny_detection import voc_flat
 
 from tiny_data import CLASSES, image_zip

@@ -11,8 +11,8 @@ from PIL import Image
 
 from cnnattn.cli import main
 from cnnattn.data import DataError
+from cnnattn.data.images import image_files
 from cnnattn.engine import TrainConfig, train
-from cnnattn.engine.predict import image_files
 from tiny_detection import voc_flat
 
 TINY = dict(img_size=64, epochs=1, batch_size=2, workers=0, progress=False, tensorboard=False)

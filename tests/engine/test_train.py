@@ -17,8 +17,9 @@ import torch
 from cnnattn.cli import main
 from cnnattn.engine import NonFiniteLossError, TrainConfig, load_training_checkpoint, train
 from cnnattn.engine.checkpoint_io import atomic_torch_save
-from cnnattn.engine.evaluate import evaluate, load_trained_model
+from cnnattn.engine.evaluate import evaluate
 from cnnattn.engine.history import epoch_curve
+from cnnattn.engine.trained import load_trained_model
 
 from tiny_data import ALL_LAYOUTS
 

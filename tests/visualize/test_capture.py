@@ -12,7 +12,7 @@ from timm.layers.cbam import CbamModule
 import cnnattn
 from cnnattn.attention import list_attention
 from cnnattn.engine import TrainConfig, train
-from cnnattn.engine.evaluate import load_trained_model
+from cnnattn.engine.trained import load_trained_model
 
 GATES_IN_UNIT = {"channel", "spatial", "map", "gate", "mask", "h", "w", "cw", "hc", "hw"}  # sigmoid outputs
 EXPECTED_PARTS = {

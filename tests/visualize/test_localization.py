@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from cnnattn.data import cluttered_digits
-from cnnattn.visualize.localization import box_masks, localization_scores, spatial_map
+from cnnattn.visualize.capture import spatial_map
+from cnnattn.visualize.localization import box_masks, localization_scores
 
 
 def test_box_indicator_scores_one_and_random_maps_score_chance() -> None:

@@ -1,23 +1,25 @@
-"""Plots (matplotlib, no display needed): scaling against resolution, a metric against MACs, epoch curves."""
+"""Plots (matplotlib, no display needed): scaling against resolution, a metric against MACs, epoch curves.
+
+Figures are ``matplotlib.figure.Figure`` objects drawn without pyplot, so importing cnnattn never changes the
+user's matplotlib backend (a notebook keeps its inline backend) and no figure is left open in pyplot's registry.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 from .scaling import ScalePoint, loglog_slope
 
-__all__ = ["plot_curves", "plot_metric_vs_macs", "plot_scaling"]
+__all__ = ["new_figure", "plot_curves", "plot_metric_vs_macs", "plot_scaling", "save_figure"]
 
 
 def plot_scaling(results: dict[str, list[ScalePoint]], path: str | Path, title: str = "") -> Path:
     """Log-log time against pixels per attention layer, with fitted slopes in the legend; OOM marked ×."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    fig = new_figure(6.4, 4.4, dpi=120)
+    ax = fig.subplots()
     for name, points in results.items():
         ok = [p for p in points if p.status == "ok"]
         slope = loglog_slope(points)
@@ -37,7 +39,7 @@ def plot_scaling(results: dict[str, list[ScalePoint]], path: str | Path, title: 
     )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_metric_vs_macs(
@@ -51,14 +53,15 @@ def plot_metric_vs_macs(
     title: str = "",
 ) -> Path:
     """Scatter of a metric (top-1 %, latency ms, ...) against GMACs, one labelled point per model."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    fig = new_figure(6.4, 4.4, dpi=120)
+    ax = fig.subplots()
     gmacs = [m / 1e9 for m in macs]
     ax.errorbar(gmacs, values, yerr=errors, fmt="o", capsize=3)
     for label, x, y in zip(labels, gmacs, values, strict=True):
         ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set(xlabel="GMACs per image", ylabel=ylabel, title=title)
     ax.grid(True, alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_curves(
@@ -66,7 +69,8 @@ def plot_curves(
 ) -> Path:
     """A metric after each epoch, one line per label: the mean over its seeds that reached that epoch, with
     every seed's own curve faint behind it (seeds may stop at different epochs)."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    fig = new_figure(6.4, 4.4, dpi=120)
+    ax = fig.subplots()
     for label, seeds in curves.items():
         longest = max((len(c) for c in seeds), default=0)
         mean = [sum(c[e] for c in seeds if len(c) > e) / sum(len(c) > e for c in seeds) for e in range(longest)]
@@ -76,13 +80,18 @@ def plot_curves(
     ax.set(xlabel="epoch", ylabel=ylabel, title=title)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig: plt.Figure, path: str | Path) -> Path:
+def new_figure(width: float, height: float, dpi: int = 100) -> Figure:
+    """A figure of ``width`` × ``height`` inches, outside pyplot (nothing to close; the backend is untouched)."""
+    return Figure(figsize=(width, height), dpi=dpi)
+
+
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Lay out ``fig`` and write it to ``path`` (format from the suffix, e.g. PNG), creating the folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return path

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     img_size = args.img_size
     if args.checkpoint:
-        from ..engine.evaluate import load_trained_model
+        from ..engine.trained import load_trained_model
 
         model, config, _ = load_trained_model(args.checkpoint)
         img_size = img_size or config.img_size

@@ -50,15 +50,17 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ..visualize.show import attention_cells, eam_radii, load_samples, load_subject, plot_radii, render
+    from ..data.samples import load_samples
+    from ..engine.trained import trained_subject
+    from ..visualize.show import attention_cells, eam_radii, model_subject, plot_radii, render
 
     unknown = [m for m in args.method if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}.")
     if args.max_images < 1:
         raise ValueError(f"--max-images must be at least 1; got {args.max_images}.")
-    subjects = [load_subject(checkpoint=c, img_size=args.img_size) for c in args.checkpoint or []]
-    subjects += [load_subject(model=m, img_size=args.img_size) for m in args.model or []]
+    subjects = [trained_subject(c, img_size=args.img_size) for c in args.checkpoint or []]
+    subjects += [model_subject(m, img_size=args.img_size) for m in args.model or []]
     columns, raw, radii = [], {}, {}
     for subject in subjects:
         samples = load_samples(args.images, subject.img_size, subject.classes, args.max_images)

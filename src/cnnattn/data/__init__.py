@@ -15,7 +15,12 @@ _EXPORTS = {
     "DetectionSet": ".detection",
     "open_detection": ".detection",
     "DataError": ".errors",
+    "IMG_EXTENSIONS": ".images",
+    "image_files": ".images",
     "read_rgb": ".images",
+    "Sample": ".samples",
+    "display_pixels": ".samples",
+    "load_samples": ".samples",
     "CUB200": ".fine_grained",
     "StanfordDogs": ".fine_grained",
     "EpochShardSampler": ".loading",
@@ -29,7 +34,6 @@ _EXPORTS = {
     "open_dataset": ".sources",
     "resolve_source": ".sources",
     "build_transform": ".transforms",
-    "IMG_EXTENSIONS": ".zip_folder",
     "ZipImageFolder": ".zip_folder",
 }
 

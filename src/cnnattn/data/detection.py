@@ -35,8 +35,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from .errors import DataError
-from .images import read_rgb
-from .zip_folder import IMG_EXTENSIONS
+from .images import IMG_EXTENSIONS, read_rgb
 
 __all__ = [
     "DetectionImages",

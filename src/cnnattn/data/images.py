@@ -13,7 +13,11 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps
 
-__all__ = ["read_rgb", "to_rgb"]
+from .errors import DataError
+
+__all__ = ["IMG_EXTENSIONS", "image_files", "read_rgb", "to_rgb"]
+
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 _WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")  # more than 8 bits per pixel
 
@@ -44,3 +48,16 @@ def to_rgb(image: Image.Image) -> Image.Image:
     elif image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     return image.convert("RGB")
+
+
+def image_files(images: str | Path) -> list[Path]:
+    """The image file ``images``, or every image under the folder ``images`` (sorted); DataError if none."""
+    path = Path(images)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise DataError(f"{path}: no such file or folder of images.")
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
+    if not files:
+        raise DataError(f"{path}: no image files ({', '.join(IMG_EXTENSIONS)}) in this folder.")
+    return files

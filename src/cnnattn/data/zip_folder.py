@@ -12,11 +12,9 @@ import torch
 from PIL import Image
 
 from .errors import DataError
-from .images import read_rgb
+from .images import IMG_EXTENSIONS, read_rgb
 
-__all__ = ["IMG_EXTENSIONS", "ZipImageFolder"]
-
-IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+__all__ = ["ZipImageFolder"]
 
 
 class ZipImageFolder(torch.utils.data.Dataset):

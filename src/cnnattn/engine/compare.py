@@ -242,10 +242,11 @@ def _check_localization(base: TrainConfig) -> None:
 
 def _localize(row: CompareRow, runs: list[TrainResult], data: str, say: Report) -> None:
     """Fill the row's localisation columns: the mean over its runs (None where a map kind is absent)."""
-    from ..visualize.localization import checkpoint_localization
+    from ..visualize.localization import subject_localization
+    from .trained import trained_subject
 
     say(f"{row.variant}: localisation of the attention map and Grad-CAM on {data}'s boxes")
-    found = [checkpoint_localization(r.last_checkpoint, data) for r in runs]
+    found = [subject_localization(trained_subject(r.last_checkpoint), data) for r in runs]
     for key in LOCALIZATION_KEYS:
         values = [f[key] for f in found]
         setattr(row, key, None if None in values else statistics.fmean(values))
@@ -276,7 +277,7 @@ def compare(
     estimate of the time left; each run's progress is labelled ``[i/N] <variant> · seed <s>``.
     ``localization``: also score where each run's attention map and Grad-CAM point, against the objects' boxes
     of the validation images (data with boxes only, e.g. ``builtin:cluttered``; see
-    :func:`~cnnattn.visualize.localization.checkpoint_localization`), averaged over seeds.
+    :func:`~cnnattn.visualize.localization.subject_localization`), averaged over seeds.
     """
     if seeds < 1:
         raise ValueError(f"seeds must be at least 1; got {seeds}.")

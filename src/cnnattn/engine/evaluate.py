@@ -12,14 +12,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import ClassificationData, DataError, DetectionData
-from .checkpoint_io import TRAINING_CHECKPOINT, load_training_checkpoint
 from .coco_eval import coco_metrics
 from .config import TrainConfig
 from .detector_module import ordered_predictions, predict_all
-from .module import CHECKPOINT_KEY
-from .training import build_model
+from .trained import load_trained_model
 
-__all__ = ["INFERENCE_PRECISIONS", "evaluate", "load_trained_model"]
+__all__ = ["INFERENCE_PRECISIONS", "evaluate"]
 
 # Inference precisions: "32" is the float32 reference; the others run under torch.autocast, as `train --precision`
 # does (matrix products and convolutions in the low type, reductions and softmax-like steps kept in float32).
@@ -48,35 +46,6 @@ def _evaluate_detection(
     metrics = coco_metrics(val, ordered_predictions(val, predictions))
     info = {"checkpoint": str(checkpoint), "model": config.model, "detector": config.detector, "data": str(data)}
     return {**info, "img_size": config.img_size, "images": len(predictions), **metrics}
-
-
-def load_trained_model(checkpoint: str | Path) -> tuple[nn.Module, TrainConfig, list[str]]:
-    """The model of a training checkpoint (its EMA weights when the run used EMA), its recipe and classes."""
-    state = load_training_checkpoint(checkpoint)
-    config, classes = training_recipe(state, checkpoint)
-    background = 1 if config.task == "detect" else 0  # detectors count the background as a class
-    model = build_model(config.replace(init_checkpoint=None), len(classes) + background)  # weights: the checkpoint
-    prefix = "ema.module." if config.ema_decay else "model."
-    weights = {k.removeprefix(prefix): v for k, v in state["state_dict"].items() if k.startswith(prefix)}
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as err:
-        raise ValueError(
-            f"{checkpoint}: its weights do not fit the model its recipe names ({config.model}, {len(classes)} "
-            f"classes): {str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else err}"
-        ) from None
-    return model.eval(), config, classes
-
-
-def training_recipe(state: dict, checkpoint: str | Path) -> tuple[TrainConfig, list[str]]:
-    """The recipe and class names stored in a training checkpoint; ValueError naming the file if they are not."""
-    meta = state.get(CHECKPOINT_KEY)
-    if not isinstance(meta, dict) or not {"config", "classes"} <= meta.keys():
-        raise ValueError(f"{checkpoint}: no {CHECKPOINT_KEY!r} recipe entry; expected {TRAINING_CHECKPOINT}.")
-    try:
-        return TrainConfig(**meta["config"]), list(meta["classes"])
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{checkpoint}: its recipe is not one this cnnattn version reads ({err}).") from None
 
 
 def _check_precisions(precisions: Sequence[str], device: str, task: str) -> list[str]:

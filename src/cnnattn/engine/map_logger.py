@@ -31,8 +31,8 @@ class AttentionMapLogger(Callback):
         logger = next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
         if logger is None:
             return
-        from ..analysis.plots import plt
-        from ..visualize.show import Sample, Subject, attention_cells, display_pixels, grid_figure
+        from ..data.samples import Sample, display_pixels
+        from ..visualize.show import Subject, attention_cells, grid_figure
 
         images, labels = self._images(trainer)
         model, training = pl_module.model, pl_module.model.training
@@ -45,5 +45,4 @@ class AttentionMapLogger(Callback):
         finally:
             model.train(training)
         figure = grid_figure(samples, [cells])
-        logger.experiment.add_figure("attention_maps", figure, global_step=trainer.global_step)
-        plt.close(figure)
+        logger.experiment.add_figure("attention_maps", figure, global_step=trainer.global_step, close=False)

@@ -12,29 +12,14 @@ from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 from torchvision.utils import draw_bounding_boxes
 
-from ..data import DataError
-from ..data.images import read_rgb
+from ..data.images import image_files, read_rgb
 from ..data.transforms import build_transform
-from ..data.zip_folder import IMG_EXTENSIONS
 from ..utils import atomic_write_text
 from .checkpoint_io import load_training_checkpoint
-from .evaluate import load_trained_model
 from .module import CHECKPOINT_KEY
+from .trained import load_trained_model
 
-__all__ = ["image_files", "predict"]
-
-
-def image_files(images: str | Path) -> list[Path]:
-    """The image file ``images``, or every image under the folder ``images`` (sorted); DataError if none."""
-    path = Path(images)
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise DataError(f"{path}: no such file or folder of images.")
-    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
-    if not files:
-        raise DataError(f"{path}: no image files ({', '.join(IMG_EXTENSIONS)}) in this folder.")
-    return files
+__all__ = ["predict"]
 
 
 def _xywh(box: list[float]) -> list[float]:

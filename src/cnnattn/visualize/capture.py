@@ -49,7 +49,7 @@ from torch import nn
 from ..attention.common import Query, query_index
 from ..attention.registry import list_attention
 
-__all__ = ["Maps", "attention_named_modules", "capture"]
+__all__ = ["Maps", "attention_named_modules", "capture", "default_layer", "spatial_attention", "spatial_map"]
 
 Maps = dict[str, dict[str, torch.Tensor]]
 # Output transform of a hooked submodule: (output, module input) -> part.
@@ -203,3 +203,47 @@ def capture(model: nn.Module, query: Query = (0.5, 0.5)) -> Iterator[Maps]:
     finally:
         for handle in handles:
             handle.remove()
+
+
+MIN_DEFAULT_SIDE = 4  # the default attention layer: the deepest whose map is at least this many pixels a side
+PART_ORDER = ("map", "gate", "spatial", "rows", "hw")
+
+
+def spatial_attention(parts: dict[str, torch.Tensor], batch: int) -> torch.Tensor | None:
+    """One spatial map per image (B, H, W) from a module's captured parts: the full map or gate (channel
+    mean), a spatial gate, attention rows (head/radius mean), coordinate attention's h ⊗ w; None for
+    channel-only modules (SE, ECA) and AW, which have no spatial map."""
+    if "h" in parts and "w" in parts:
+        return (parts["h"] * parts["w"]).float().mean(dim=1)
+    for key in PART_ORDER:
+        if key not in parts:
+            continue
+        value = parts[key].float()
+        if key == "rows" and value.ndim == 4:  # AA (B, heads, H, W)
+            value = value.mean(dim=1)
+        elif key == "rows" and value.shape[0] != batch:  # EAM (R, H, W): the same map for every sample
+            value = value.mean(dim=0, keepdim=True).expand(batch, -1, -1)
+        found = spatial_map(value)
+        if found is not None:
+            return found
+    return None
+
+
+def default_layer(maps: Maps, batch: int) -> str | None:
+    """The layer ``cnnattn show`` draws by default: the deepest whose spatial map (:func:`spatial_attention`) is at
+    least ``MIN_DEFAULT_SIDE`` pixels a side, else the one with the widest map; None if no module has one."""
+    spatial = {n: m for n, parts in maps.items() if (m := spatial_attention(parts, batch)) is not None}
+    if not spatial:
+        return None
+    large = [n for n, m in spatial.items() if min(m.shape[-2:]) >= MIN_DEFAULT_SIDE]
+    return large[-1] if large else max(spatial, key=lambda n: spatial[n].shape[-1])
+
+
+def spatial_map(part: torch.Tensor) -> torch.Tensor | None:
+    """A captured part as one spatial map per image (B, H, W): channel mean of (B, C, H, W) or (B, 1, H, W)
+    parts; None for parts without a spatial extent (channel gates (B, C, 1, 1), statistics)."""
+    if part.ndim == 4 and min(part.shape[-2:]) > 1:
+        return part.float().mean(dim=1)
+    if part.ndim == 3 and min(part.shape[-2:]) > 1:
+        return part.float()
+    return None

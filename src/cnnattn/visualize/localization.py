@@ -14,10 +14,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .capture import capture
+from ..data.samples import load_samples
+from .capture import capture, default_layer, spatial_attention
+from .show import Subject
 
-__all__ = ["LOCALIZATION_KEYS", "LocalizationScore", "box_masks", "checkpoint_localization", "localization_scores",
-           "spatial_map"]  # fmt: skip
+__all__ = ["LOCALIZATION_KEYS", "LocalizationScore", "box_masks", "localization_scores",
+           "subject_localization"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -38,16 +40,6 @@ def box_masks(boxes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     xs = torch.arange(width, device=boxes.device).view(1, 1, -1)
     x1, y1, x2, y2 = (boxes[:, i].view(-1, 1, 1) for i in range(4))
     return (ys >= y1) & (ys < y2) & (xs >= x1) & (xs < x2)
-
-
-def spatial_map(part: torch.Tensor) -> torch.Tensor | None:
-    """A captured part as one spatial map per image (B, H, W): channel mean of (B, C, H, W) or (B, 1, H, W)
-    parts; None for parts without a spatial extent (channel gates (B, C, 1, 1), statistics)."""
-    if part.ndim == 4 and min(part.shape[-2:]) > 1:
-        return part.float().mean(dim=1)
-    if part.ndim == 3 and min(part.shape[-2:]) > 1:
-        return part.float()
-    return None
 
 
 def localization_scores(maps: torch.Tensor, boxes: torch.Tensor | Sequence[Sequence[float]],
@@ -72,15 +64,13 @@ def localization_scores(maps: torch.Tensor, boxes: torch.Tensor | Sequence[Seque
 LOCALIZATION_KEYS = ("pointing_attention", "energy_attention", "pointing_gradcam", "energy_gradcam", "chance")
 
 
-def checkpoint_localization(checkpoint: str, images: str, max_images: int = 256, batch_size: int = 64
-                            ) -> dict[str, float | None]:  # fmt: skip
-    """Localisation of a trained classifier on images with known boxes (e.g. ``builtin:cluttered``'s test split):
-    pointing game and energy in the box (fractions) of its attention map (the default layer of ``cnnattn show``;
-    None without a spatial map that depends on the image: EAM's Gaussian is the same for every image) and of
-    Grad-CAM for the true class (None without the viz extra); ``chance``, the mean box share of the image."""
-    from .show import _default_layer, load_samples, load_subject, spatial_attention
-
-    subject = load_subject(checkpoint=checkpoint)
+def subject_localization(subject: Subject, images: str, max_images: int = 256, batch_size: int = 64
+                         ) -> dict[str, float | None]:  # fmt: skip
+    """Localisation of a trained classifier (``subject``) on images with known boxes (e.g. ``builtin:cluttered``'s
+    test split): pointing game and energy in the box (fractions) of its attention map (the default layer of
+    ``cnnattn show``; None without a spatial map that depends on the image: EAM's Gaussian is the same for every
+    image) and of Grad-CAM for the true class (None without the viz extra); ``chance``, the mean box share of the
+    image."""
     samples = load_samples(images, subject.img_size, subject.classes, max_images)
     if any(s.box is None or s.label is None for s in samples):
         raise ValueError(f"{images}: localisation needs images with known classes and boxes, e.g. builtin:cluttered.")
@@ -90,7 +80,7 @@ def checkpoint_localization(checkpoint: str, images: str, max_images: int = 256,
         batch = torch.stack([s.tensor for s in chunk])
         with torch.no_grad(), capture(subject.model) as maps:
             subject.model(batch)
-        layer = _default_layer(maps, len(chunk))
+        layer = default_layer(maps, len(chunk))
         fixed = layer is not None and "radius" in maps[layer]  # EAM: a map independent of the image
         attention.append(spatial_attention(maps[layer], len(chunk)) if layer and not fixed else None)
         cams.append(_gradcam(subject.model, batch, [s.label for s in chunk]))

@@ -12,24 +12,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from PIL import Image
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import nn
-from torchvision import tv_tensors
 
-from ..data.images import read_rgb
-from .capture import Maps, attention_named_modules, capture
-from .localization import spatial_map
+from ..data.samples import Sample
+from .capture import Maps, attention_named_modules, capture, default_layer, spatial_attention
 from .sampling import deform_layers, to_image, trace
 
-__all__ = ["METHODS", "Cell", "Sample", "Subject", "attention_cells", "display_pixels", "grid_figure", "load_samples",
-           "load_subject", "render", "spatial_attention"]  # fmt: skip
+if TYPE_CHECKING:  # matplotlib loads when a figure is drawn, not with the CLI
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = ["METHODS", "Cell", "Subject", "attention_cells", "grid_figure", "model_subject", "render"]
 
 METHODS = ("attention", "offsets", "gradcam", "gradcampp", "eigencam")
-MIN_DEFAULT_SIDE = 4  # the default attention layer: the deepest whose map is at least this many pixels a side
 
 
 @dataclass
@@ -45,18 +44,6 @@ class Subject:
 
 
 @dataclass
-class Sample:
-    """One image: ``tensor`` (3, S, S) normalised model input, ``pixels`` (S, S, 3) uint8 as shown, its name, the
-    true class index and the object's box (x1, y1, x2, y2 in shown pixels) where known."""
-
-    tensor: torch.Tensor
-    pixels: np.ndarray
-    name: str
-    label: int | None = None
-    box: list[float] | None = None
-
-
-@dataclass
 class Cell:
     """What one grid cell shows: a map (h, w), traced points (N, 2) (y, x) with per-point levels, boxes
     (x1, y1, x2, y2 in shown pixels, caption), and text."""
@@ -68,130 +55,13 @@ class Cell:
     note: str = ""
 
 
-def load_subject(checkpoint: str | Path | None = None, model: str | None = None, img_size: int | None = None,
-                 num_classes: int = 10) -> Subject:  # fmt: skip
-    """A training checkpoint (as ``cnnattn eval`` loads it) or, with ``model``, an untrained model name."""
-    if (checkpoint is None) == (model is None):
-        raise ValueError("give a checkpoint or a model name (one of them).")
-    if checkpoint is not None:
-        from ..engine.evaluate import load_trained_model
-
-        network, config, classes = load_trained_model(checkpoint)
-        side = img_size or config.img_size or 224
-        return Subject(_checkpoint_label(Path(checkpoint)), network.eval(), classes, side, config.task)
+def model_subject(model: str, img_size: int | None = None, num_classes: int = 10) -> Subject:
+    """An untrained model by name (``cnnattn show --model``); a trained run's is
+    :func:`cnnattn.engine.trained.trained_subject`."""
     from ..models import create_model
 
     network = create_model(model, num_classes=num_classes).eval()
     return Subject(model, network, [str(i) for i in range(num_classes)], img_size or 224)
-
-
-def _checkpoint_label(path: Path) -> str:
-    """``runs/das-s0/checkpoints/last.ckpt`` → ``das-s0/last``; any other file → its stem."""
-    if path.parent.name == "checkpoints":
-        return f"{path.parent.parent.name}/{path.stem}"
-    return path.stem
-
-
-def display_pixels(tensor: torch.Tensor) -> np.ndarray:
-    """A normalised (3, H, W) model input back to the (H, W, 3) uint8 picture it came from."""
-    mean, std = torch.tensor(IMAGENET_DEFAULT_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_DEFAULT_STD).view(3, 1, 1)
-    return (tensor * std + mean).clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
-
-
-def _sample(image: Image.Image, size: int, name: str, label: int | None, box: Sequence[float] | None) -> Sample:
-    from ..data.transforms import build_transform  # the data package imports Lightning: only when drawing
-
-    transform = build_transform(size, train=False)
-    if box is None:
-        tensor = transform(image)
-        return Sample(tensor, display_pixels(tensor), name, label)
-    boxes = tv_tensors.BoundingBoxes([list(box)], format="XYXY", canvas_size=(image.height, image.width))
-    tensor, moved = transform(image, boxes)
-    return Sample(tensor, display_pixels(tensor), name, label, moved[0].tolist())
-
-
-def load_samples(images: str, img_size: int, classes: Sequence[str], max_images: int = 8) -> list[Sample]:
-    """Up to ``max_images`` images: ``builtin:cluttered`` / ``builtin:digits`` test images (true classes; boxes
-    for cluttered digits), images spread evenly over the validation split of a zip dataset (true classes, e.g.
-    the CIFAR-10 zip), or an image file / folder (true class when the parent folder is a class name)."""
-    if images.startswith("builtin:"):
-        return _builtin_samples(images, img_size, max_images)
-    if images.endswith(".zip") and Path(images).is_file():
-        return _zip_samples(images, img_size, classes, max_images)
-    from ..engine.predict import image_files
-
-    samples = []
-    for path in image_files(images)[:max_images]:
-        image = read_rgb(path)
-        label = list(classes).index(path.parent.name) if path.parent.name in classes else None
-        samples.append(_sample(image, img_size, path.name, label, None))
-    return samples
-
-
-def _builtin_samples(images: str, img_size: int, max_images: int) -> list[Sample]:
-    from ..data.builtin import BUILTIN_DATASETS
-
-    name = images.removeprefix("builtin:")
-    if name not in BUILTIN_DATASETS:
-        raise ValueError(f"unknown built-in dataset {images!r}; use builtin:cluttered or builtin:digits.")
-    data = BUILTIN_DATASETS[name]("test")
-    count = min(max_images, len(data))
-    boxes = data.boxes if data.boxes is not None else [None] * count
-    return [
-        _sample(
-            Image.fromarray(data.images[i]).convert("RGB"),
-            img_size,
-            f"{name} {i}",
-            int(data.labels[i]),
-            None if boxes[i] is None else boxes[i].tolist(),
-        )
-        for i in range(count)
-    ]
-
-
-def _zip_samples(images: str, img_size: int, classes: Sequence[str], max_images: int) -> list[Sample]:
-    """Validation images of a zip dataset at evenly spaced indices (a class-sorted split shows several classes)."""
-    from ..data.sources import open_dataset
-
-    data = open_dataset(images, "val")
-    picks = np.unique(np.linspace(0, len(data) - 1, min(max_images, len(data))).round().astype(int))
-    samples = []
-    for index in picks.tolist():
-        name = data.classes[data.samples[index][1]]
-        label = list(classes).index(name) if name in classes else None
-        samples.append(_sample(data.load_image(index), img_size, Path(data.samples[index][0]).name, label, None))
-    return samples
-
-
-PART_ORDER = ("map", "gate", "spatial", "rows", "hw")
-
-
-def spatial_attention(parts: dict[str, torch.Tensor], batch: int) -> torch.Tensor | None:
-    """One spatial map per image (B, H, W) from a module's captured parts: the full map or gate (channel
-    mean), a spatial gate, attention rows (head/radius mean), coordinate attention's h ⊗ w; None for
-    channel-only modules (SE, ECA) and AW, which have no spatial map."""
-    if "h" in parts and "w" in parts:
-        return (parts["h"] * parts["w"]).float().mean(dim=1)
-    for key in PART_ORDER:
-        if key not in parts:
-            continue
-        value = parts[key].float()
-        if key == "rows" and value.ndim == 4:  # AA (B, heads, H, W)
-            value = value.mean(dim=1)
-        elif key == "rows" and value.shape[0] != batch:  # EAM (R, H, W): the same map for every sample
-            value = value.mean(dim=0, keepdim=True).expand(batch, -1, -1)
-        found = spatial_map(value)
-        if found is not None:
-            return found
-    return None
-
-
-def _default_layer(maps: Maps, batch: int) -> str | None:
-    spatial = {n: m for n, parts in maps.items() if (m := spatial_attention(parts, batch)) is not None}
-    if not spatial:
-        return None
-    large = [n for n, m in spatial.items() if min(m.shape[-2:]) >= MIN_DEFAULT_SIDE]
-    return large[-1] if large else max(spatial, key=lambda n: spatial[n].shape[-1])
 
 
 def _caption(subject: Subject, probs: torch.Tensor, sample: Sample, layer: str) -> str:
@@ -220,7 +90,7 @@ def attention_cells(subject: Subject, samples: Sequence[Sample], method: str, la
         return cells, {f"{subject.label}/{method}": result.maps}
     if method == "offsets":
         return _offset_cells(subject, samples, maps, probs)
-    name = layer or _default_layer(maps, len(samples))
+    name = layer or default_layer(maps, len(samples))
     if name is None or name not in maps:
         known = ", ".join(n for n, _ in attention_named_modules(subject.model)) or "none"
         note = f"no spatial attention map (attention modules: {known})" if layer is None else f"{layer}: not captured"
@@ -284,35 +154,29 @@ def _offset_cells(subject: Subject, samples: Sequence[Sample], maps: Maps,
     return cells, raw
 
 
-def grid_figure(samples: Sequence[Sample], columns: Sequence[list[Cell]]) -> object:
+def grid_figure(samples: Sequence[Sample], columns: Sequence[list[Cell]]) -> Figure:
     """The grid (rows: samples; columns: cell lists) as a matplotlib figure, 3.2 × 3.4 inches per cell."""
-    from ..analysis.plots import plt
+    from ..analysis.plots import new_figure
 
     rows, cols = len(samples), len(columns)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.4 * rows), dpi=100, squeeze=False)
+    fig = new_figure(3.2 * cols, 3.4 * rows)
+    axes = fig.subplots(rows, cols, squeeze=False)
     for r, sample in enumerate(samples):
         for c, column in enumerate(columns):
-            _draw(axes[r][c], sample, column[r])
+            _draw(fig, axes[r][c], sample, column[r])
     fig.tight_layout()
     return fig
 
 
 def render(samples: Sequence[Sample], columns: Sequence[list[Cell]], path: str | Path) -> Path:
     """Draw the grid (rows: samples; columns: cell lists) to a PNG at ``path``."""
-    from ..analysis.plots import plt
+    from ..analysis.plots import save_figure
 
-    fig = grid_figure(samples, columns)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(grid_figure(samples, columns), path)
 
 
-def _draw(ax: object, sample: Sample, cell: Cell) -> None:
+def _draw(fig: Figure, ax: Axes, sample: Sample, cell: Cell) -> None:
     from matplotlib.patches import Rectangle
-
-    from ..analysis.plots import plt
 
     height, width = sample.pixels.shape[:2]
     ax.imshow(sample.pixels)
@@ -320,7 +184,7 @@ def _draw(ax: object, sample: Sample, cell: Cell) -> None:
         heat = torch.nn.functional.interpolate(torch.as_tensor(cell.heat)[None, None].float(), size=(height, width),
                                                mode="bilinear", align_corners=False)[0, 0].numpy()  # fmt: skip
         shown = ax.imshow(heat, cmap="jet", alpha=0.5)
-        plt.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
+        fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
     for level, points in enumerate(cell.points):
         ax.scatter(points[:, 1], points[:, 0], s=14 if level else 40, c="red" if level else "yellow",
                    edgecolors="black", linewidths=0.5)  # fmt: skip
@@ -348,16 +212,14 @@ def eam_radii(model: nn.Module) -> dict[str, list[float]]:
 
 def plot_radii(radii: dict[str, dict[str, list[float]]], path: str | Path) -> Path:
     """Learned EAM radius per layer (one line per model; several radii of a layer are averaged)."""
-    from ..analysis.plots import plt
+    from ..analysis.plots import new_figure, save_figure
 
-    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=120)
+    fig = new_figure(6.4, 3.6, dpi=120)
+    ax = fig.subplots()
     for label, layers in radii.items():
         ax.plot(range(len(layers)), [float(np.mean(v)) for v in layers.values()], marker="o", label=label)
         ax.set_xticks(range(len(layers)), list(layers), rotation=45, ha="right", fontsize=7)
     ax.set(ylabel="σ (input pixels)", title="learned explicit-attention radius per layer")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
