@@ -8,6 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .analysis import profile
 from .attention import create_attention, list_attention, register_attention
+from .fast_paths import set_fast_paths
 from .models import attach, create_detector, create_model, list_models, load_checkpoint
 from .visualize import capture
 
@@ -28,4 +29,5 @@ __all__ = [
     "load_checkpoint",
     "profile",
     "register_attention",
+    "set_fast_paths",
 ]

@@ -48,7 +48,7 @@ def test_das_gate_by_hand() -> None:
     dsc = c * 9 * pixels + c * h * pixels
     offsets = h * 18 * 9 * pixels
     dc = c * h * 9 * pixels + 4 * h * 9 * pixels
-    assert count_macs(DASGate(c, reduction=4), (c, 56, 56)) == dsc + offsets + dc
+    assert count_macs(DASGate(c, rd_ratio=1 / 4), (c, 56, 56)) == dsc + offsets + dc
 
 
 def test_count_macs_keeps_training_mode() -> None:

@@ -5,7 +5,7 @@ import torch
 
 import cnnattn
 from cnnattn.attention import AttentionAugmentedConv2d
-from cnnattn.attention.common import reference_arithmetic
+from cnnattn.fast_paths import reference_arithmetic
 
 from helpers import assert_trains
 

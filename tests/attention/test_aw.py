@@ -67,7 +67,16 @@ def test_equals_naive_per_sample_loop(
 ) -> None:
     layer = _randomise_generator(
         AWConv2d(
-            8, 12, 3, stride, dilation=dilation, groups=groups, bias=True, attention_shape=shape, reduction=2, impl=impl
+            8,
+            12,
+            3,
+            stride,
+            dilation=dilation,
+            groups=groups,
+            bias=True,
+            attention_shape=shape,
+            rd_ratio=1 / 2,
+            impl=impl,
         )
     )
     x = torch.randn(batch, 8, 11, 9, requires_grad=True)
@@ -83,7 +92,7 @@ def test_equals_naive_per_sample_loop(
 
 @pytest.mark.parametrize(("rank", "gate"), [(None, "none"), (1, "sigmoid"), (4, "tanh")])
 def test_full_generators_and_gates_equal_naive(rank: int | None, gate: str) -> None:
-    layer = _randomise_generator(AWConv2d(8, 6, 3, rank=rank, gate=gate, reduction=2))
+    layer = _randomise_generator(AWConv2d(8, 6, 3, rank=rank, gate=gate, rd_ratio=1 / 2))
     x = torch.randn(3, 8, 7, 7)
     assert_rel_close(layer(x), _naive(layer, x), 1e-5, "output")
     if rank is not None:
@@ -95,7 +104,7 @@ def test_full_generators_and_gates_equal_naive(rank: int | None, gate: str) -> N
 def test_factored_path_equals_modulated_for_other_kernels_and_padding(
     kernel: int, padding: int, size: tuple[int, int]
 ) -> None:
-    layer = _randomise_generator(AWConv2d(6, 10, kernel, padding=padding, bias=True, reduction=2, impl="factored"))
+    layer = _randomise_generator(AWConv2d(6, 10, kernel, padding=padding, bias=True, rd_ratio=1 / 2, impl="factored"))
     x = torch.randn(5, 6, *size, requires_grad=True)
     out = layer(x)
     layer.impl = "modulated"
@@ -138,7 +147,7 @@ def test_identity_at_initialisation(shape: str, rank: int | None) -> None:
 
 
 def test_chunked_batches_equal_one_call() -> None:
-    layer = _randomise_generator(AWConv2d(8, 12, 3, reduction=2))
+    layer = _randomise_generator(AWConv2d(8, 12, 3, rd_ratio=1 / 2))
     x = torch.randn(7, 8, 9, 9)
     assert layer.chunk_size(x) == 7
     whole = layer(x)

@@ -10,7 +10,7 @@ from torch import nn
 
 import cnnattn
 from cnnattn.attention import DASGate, create_attention, get_attention_info
-from cnnattn.attention.das import DSC_CHANNELS_LAST_MIN_PIXELS
+from cnnattn.fast_paths import CPU
 
 
 def _with_random_offsets(gate: DASGate) -> DASGate:
@@ -22,7 +22,7 @@ def _with_random_offsets(gate: DASGate) -> DASGate:
 
 
 def test_structure_follows_the_known_formula() -> None:
-    gate = DASGate(64, reduction=4)
+    gate = DASGate(64, rd_ratio=1 / 4)
     dw, pw = gate.dsc
     assert (dw.groups, dw.in_channels, dw.out_channels, dw.kernel_size) == (64, 64, 64, (3, 3))
     assert (pw.in_channels, pw.out_channels, pw.kernel_size) == (64, 16, (1, 1))
@@ -54,16 +54,16 @@ def _assert_equals_reference(gate: DASGate, x: torch.Tensor) -> None:
 
 @pytest.mark.parametrize("train", [False, True])
 def test_output_and_gradients_equal_reference_composition_with_torchvision_dc(train: bool) -> None:
-    gate = _with_random_offsets(DASGate(32, reduction=4)).train(train)
+    gate = _with_random_offsets(DASGate(32, rd_ratio=1 / 4)).train(train)
     _assert_equals_reference(gate, torch.randn(2, 32, 9, 11, requires_grad=True))
 
 
 @pytest.mark.parametrize("channels_last_dsc", [None, False, True])
 def test_channels_last_dsc_changes_no_number(channels_last_dsc: bool | None) -> None:
-    """32×33 is above DSC_CHANNELS_LAST_MIN_PIXELS, so None takes the channels-last copy on CPU. In float64: a weight
-    gradient sums 2·32·33 products, whose float32 rounding depends on the layout and the thread count (one entry of
-    the depthwise weight's gradient once differed by 3e-4 with one thread), not on the formulation."""
-    gate = _with_random_offsets(DASGate(16, reduction=4, channels_last_dsc=channels_last_dsc)).double()
+    """32×33 is above CPU.dsc_channels_last_min_pixels, so None takes the channels-last copy on CPU. In float64: a
+    weight gradient sums 2·32·33 products, whose float32 rounding depends on the layout and the thread count (one
+    entry of the depthwise weight's gradient once differed by 3e-4 with one thread), not on the formulation."""
+    gate = _with_random_offsets(DASGate(16, rd_ratio=1 / 4, channels_last_dsc=channels_last_dsc)).double()
     _assert_equals_reference(gate, torch.randn(2, 16, 32, 33, dtype=torch.float64, requires_grad=True))
     with torch.no_grad():  # a channels-last input keeps the output in x's layout
         x = torch.randn(2, 16, 32, 33, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
@@ -71,15 +71,15 @@ def test_channels_last_dsc_changes_no_number(channels_last_dsc: bool | None) -> 
 
 
 def test_channels_last_dsc_auto_rule() -> None:
-    gate, big = DASGate(16, reduction=4), DSC_CHANNELS_LAST_MIN_PIXELS
+    gate, big = DASGate(16, rd_ratio=1 / 4), CPU.dsc_channels_last_min_pixels
     assert gate._dsc_channels_last(torch.empty(1, 16, 1, big))
     assert not gate._dsc_channels_last(torch.empty(1, 16, 1, big - 1))
-    assert not DASGate(16, reduction=4, channels_last_dsc=False)._dsc_channels_last(torch.empty(1, 16, 1, big))
-    assert DASGate(16, reduction=4, channels_last_dsc=True)._dsc_channels_last(torch.empty(1, 16, 1, 4))
+    assert not DASGate(16, rd_ratio=1 / 4, channels_last_dsc=False)._dsc_channels_last(torch.empty(1, 16, 1, big))
+    assert DASGate(16, rd_ratio=1 / 4, channels_last_dsc=True)._dsc_channels_last(torch.empty(1, 16, 1, 4))
 
 
 def test_zero_initialised_offsets_make_dc_a_plain_conv() -> None:
-    gate = DASGate(32, reduction=8).eval()
+    gate = DASGate(32, rd_ratio=1 / 8).eval()
     x = torch.randn(1, 32, 8, 8)
     attention, offsets = gate.gate_and_offsets(x)
     assert torch.count_nonzero(offsets) == 0
@@ -89,7 +89,7 @@ def test_zero_initialised_offsets_make_dc_a_plain_conv() -> None:
 
 
 def test_gate_multiplies_input_without_residual() -> None:
-    gate = _with_random_offsets(DASGate(16, reduction=4))
+    gate = _with_random_offsets(DASGate(16, rd_ratio=1 / 4))
     x = torch.rand(2, 16, 7, 7) + 0.1
     ratio = gate(x) / x
     assert ratio.min() > 0 and ratio.max() < 1
@@ -97,14 +97,14 @@ def test_gate_multiplies_input_without_residual() -> None:
 
 
 def test_offset_predictor_learns_from_zero_init() -> None:
-    gate = DASGate(16, reduction=4)
+    gate = DASGate(16, rd_ratio=1 / 4)
     gate(torch.randn(2, 16, 6, 6)).square().sum().backward()
     assert gate.offset.weight.grad.abs().sum() > 0
     assert all(p.grad is not None for p in gate.parameters())
 
 
 def test_modulated_mask_starts_at_half() -> None:
-    gate = DASGate(16, reduction=4, modulated=True).eval()
+    gate = DASGate(16, rd_ratio=1 / 4, modulated=True).eval()
     assert gate.offset.out_channels == 27
     x = torch.randn(1, 16, 5, 5)
     hidden = gate.norm(gate.dsc(x))
@@ -114,10 +114,10 @@ def test_modulated_mask_starts_at_half() -> None:
 
 def test_keep_maps_only_when_asked() -> None:
     x = torch.randn(2, 16, 6, 5)
-    quiet = DASGate(16, reduction=4)
+    quiet = DASGate(16, rd_ratio=1 / 4)
     quiet(x)
     assert quiet.last_attention is None and quiet.last_offsets is None
-    keeper = DASGate(16, reduction=4, keep_maps=True, offset_groups=2)
+    keeper = DASGate(16, rd_ratio=1 / 4, keep_maps=True, offset_groups=2)
     keeper(x)
     assert keeper.last_attention.shape == (2, 16, 6, 5) and not keeper.last_attention.requires_grad
     assert keeper.last_offsets.shape == (2, 36, 6, 5)
@@ -126,7 +126,7 @@ def test_keep_maps_only_when_asked() -> None:
 def test_options_kernel_sizes_norms_and_impls() -> None:
     gate = DASGate(
         32,
-        reduction=2,
+        rd_ratio=1 / 2,
         dw_kernel_size=5,
         kernel_size=5,
         offset_kernel_size=1,
@@ -144,17 +144,17 @@ def test_options_kernel_sizes_norms_and_impls() -> None:
 
 
 def test_bad_inputs_name_expected_and_received_shapes() -> None:
-    gate = DASGate(16, reduction=4)
+    gate = DASGate(16, rd_ratio=1 / 4)
     with pytest.raises(ValueError, match=r"expects input of shape \(B, 16, H, W\); got \(2, 8, 5, 5\)"):
         gate(torch.randn(2, 8, 5, 5))
     with pytest.raises(ValueError, match=r"got \(16, 5, 5\)"):
         gate(torch.randn(16, 5, 5))
     with pytest.raises(ValueError, match="1×1 feature map"):
         gate(torch.randn(2, 16, 1, 1))
-    group_norm = DASGate(16, reduction=4, norm_layer=lambda c: nn.GroupNorm(1, c))
+    group_norm = DASGate(16, rd_ratio=1 / 4, norm_layer=lambda c: nn.GroupNorm(1, c))
     assert group_norm(torch.randn(2, 16, 1, 1)).shape == (2, 16, 1, 1)
     with pytest.raises(ValueError, match="divisible by offset_groups"):
-        DASGate(16, reduction=4, offset_groups=3)
+        DASGate(16, rd_ratio=1 / 4, offset_groups=3)
 
 
 def test_registry_and_models() -> None:

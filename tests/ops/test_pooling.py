@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cnnattn.ops.pooling import adaptive_avg_pool2d_matmul, max_along, pooling_matrix, spatial_max, zpools
+from cnnattn.ops.pooling import adaptive_avg_pool2d_matmul, max_along, pooling_matrix, zpools
 
 
 @settings(max_examples=60, deadline=None)
@@ -77,14 +77,3 @@ def test_zpools_passes_gradcheck_and_names_bad_dims() -> None:
     assert torch.autograd.gradcheck(lambda t: zpools(t, (2, 3, 1)), (x,))
     with pytest.raises(ValueError, match="dims 1..3"):
         zpools(x, (0,))
-
-
-@pytest.mark.parametrize("grad", [True, False])
-def test_spatial_max_is_amax_over_height_and_width(grad: bool) -> None:
-    x = torch.randn(2, 3, 5, 4, dtype=torch.float64).to(memory_format=torch.channels_last).requires_grad_(grad)
-    out = spatial_max(x)
-    assert torch.equal(out, x.amax((2, 3), keepdim=True))
-    if grad:  # where the maximum is unique, the gradient equals amax's
-        weights = torch.randn(2, 3, 1, 1, dtype=torch.float64)
-        ours = torch.autograd.grad((out * weights).sum(), x)[0]
-        torch.testing.assert_close(ours, torch.autograd.grad((x.amax((2, 3), keepdim=True) * weights).sum(), x)[0])

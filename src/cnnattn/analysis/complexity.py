@@ -4,7 +4,7 @@ Built on ``torch.utils.flop_counter.FlopCounterMode`` (convolutions, matrix prod
 formulas registered for what it misses: bilinear ``grid_sample`` (4 MACs per sampled value) and
 torchvision's deformable convolution (its GEMM plus 4 MACs per sampled value, plus the mask product).
 Modules count the algorithm's products, not their fast kernels' extra ones (see
-``attention.common.reference_arithmetic``). Norms, activations and element-wise gates count zero, as in the
+``cnnattn.fast_paths.reference_arithmetic``). Norms, activations and element-wise gates count zero, as in the
 published ResNet figures
 (ResNet-50 at 224²: 4.09 GMACs). GFLOPs in some papers are 2 × MACs.
 """
@@ -19,7 +19,7 @@ import torchvision  # noqa: F401  (registers torch.ops.torchvision)
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..attention.common import reference_arithmetic
+from ..fast_paths import reference_arithmetic
 
 __all__ = ["complexity_table", "count_macs", "count_params", "counted_forward"]
 

@@ -10,21 +10,19 @@ any resolution runs.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..fast_paths import reference_arithmetic_active, samples_per_call, tuning
 from ..ops.shapes import ceil_div
 from .augmented import AugmentedConv2d, attention_channels, query_positions
-from .common import autocast_active, reference_arithmetic_active, samples_per_call, to_factory
+from .common import autocast_active, to_factory
 from .registry import register_attention
 
 __all__ = ["AttentionAugmentedConv2d"]
-
-# On CPU the fused attention runs in batch chunks whose augmented q, k and v fit this many bytes. At ResNet-50's
-# layer2.0 at 224² (3136 keys of 115 channels per head, batch 16) it took 0.93× the time of one call; the whole
-# model's inference, 0.93× the time and 0.46× the peak memory (benchmarks/aa_chunks.py, docs/benchmarks.md).
-MAX_ATTENTION_BYTES = 16 * 2**20
 
 
 def relative_embeddings(table: torch.Tensor, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
@@ -51,8 +49,10 @@ class AttentionAugmentedConv2d(AugmentedConv2d):
         value_ratio: d_v / F (0.1).
         relative: Add the relative-position logits (the paper's default).
         max_rel_dist: Offsets embedded without clipping (see module docs).
-        max_attention_bytes: On CPU, the fused attention runs in batch chunks whose augmented queries, keys and
-            values (see :meth:`attend`) fit this many bytes; ``None``: the whole batch at once. Same results.
+        max_attention_bytes: The fused attention runs in batch chunks whose augmented queries, keys and values
+            (see :meth:`attend`) fit this many bytes; ``'auto'`` (default): the device's ``aa_max_attention_bytes``
+            (:mod:`cnnattn.fast_paths`: 16 MiB on CPU, one call elsewhere); ``None``: the whole batch at once.
+            Same results.
         device, dtype: Where and in which precision to create the parameters (timm's factory keywords).
     """
 
@@ -68,7 +68,7 @@ class AttentionAugmentedConv2d(AugmentedConv2d):
         value_ratio: float = 0.1,
         relative: bool = True,
         max_rel_dist: int = 64,
-        max_attention_bytes: int | None = MAX_ATTENTION_BYTES,
+        max_attention_bytes: int | Literal["auto"] | None = "auto",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -112,7 +112,7 @@ class AttentionAugmentedConv2d(AugmentedConv2d):
         channels of q and k: one fused attention per head with memory O(HW·(d + H + W)) instead of O((HW)²).
         Equal to ``softmax(attention_map(x)) · v`` up to float rounding (tests)."""
         batch, _, height, width = x.shape
-        if reference_arithmetic_active():  # counting MACs: the algorithm's products, not the fused kernel's
+        if reference_arithmetic_active():  # counting MACs, or fast paths off: the explicit softmax(logits) · v
             out = torch.einsum(
                 "bhqk,bhdk->bhdq", self.attention_map(x), v.flatten(2).unflatten(1, (self.num_heads, -1))
             )
@@ -134,7 +134,9 @@ class AttentionAugmentedConv2d(AugmentedConv2d):
         """:meth:`_fused_attention` over batch chunks of at most ``max_attention_bytes`` of augmented q, k, v."""
         depth = max(self.d_k // self.num_heads + (height + width if self.relative else 0), v.shape[-1])
         positions = q.shape[-2] * q.shape[-1] + 2 * height * width
-        chunk = samples_per_call(q, self.num_heads * positions * depth * q.element_size(), self.max_attention_bytes)
+        budget = self.max_attention_bytes
+        budget = tuning(q.device).aa_max_attention_bytes if budget == "auto" else budget
+        chunk = samples_per_call(q, self.num_heads * positions * depth * q.element_size(), budget)
         if chunk == q.shape[0]:
             return self._fused_attention(q, k, v, height, width)
         parts = zip(q.split(chunk), k.split(chunk), v.split(chunk), strict=True)

@@ -16,9 +16,10 @@ import torch.nn.functional as F
 from timm.layers import make_divisible
 from torch import nn
 
+from ..fast_paths import aw_factored_is_faster, exporting, fast_paths_enabled, samples_per_call, tuning
 from ..ops.pooling import adaptive_avg_pool2d_matmul
 from ..ops.shapes import conv_output_size
-from .common import NotScriptable, exporting, samples_per_call, to_factory
+from .common import NotScriptable, to_factory
 from .registry import register_attention
 
 __all__ = ["AWConv2d"]
@@ -28,8 +29,6 @@ Gate = Literal["none", "tanh", "sigmoid"]
 Impl = Literal["auto", "modulated", "factored"]
 IMPLS: tuple[str, ...] = ("auto", "modulated", "factored")
 _GATES = {"none": lambda a: a, "tanh": torch.tanh, "sigmoid": torch.sigmoid}
-MAX_KERNEL_BYTES = 8 * 2**20
-BMM_MAX_PIXELS = 64  # measured on CPU (docs/benchmarks.md): unfold + bmm wins at 7×7, the grouped conv from 14×14
 
 
 def _factorable(attention_shape: str, rank: int | None, groups: int) -> bool:
@@ -47,8 +46,9 @@ class AWConv2d(NotScriptable, nn.Conv2d):
 
     A is generated from the input: adaptive average pool to k×k (one descriptor per kernel tap), 1×1 conv
     C_in → C_in/r, ReLU, 1×1 conv to the attention of each tap. Samples run together in one grouped
-    convolution (the batch folded into the groups) or, for maps of at most 64 output pixels, one batched
-    matmul of unfolded patches; on CPU the batch is split into chunks by ``max_kernel_bytes``.
+    convolution (the batch folded into the groups), the reference formula; with fast paths on
+    (:mod:`cnnattn.fast_paths`), small maps take one batched matmul of unfolded patches and the batch is split into
+    chunks by ``max_kernel_bytes``.
 
     Shapes: input (B, C_in, H, W) -> (B, C_out, H', W'), like ``nn.Conv2d``, whose ``weight`` and ``bias``
     it keeps (so a conv's weights load unchanged).
@@ -56,8 +56,9 @@ class AWConv2d(NotScriptable, nn.Conv2d):
     Args:
         in_channels, out_channels, kernel_size, stride, dilation, groups, bias: As ``nn.Conv2d``.
         padding: Defaults to dilation·(k − 1)/2 ("same" for stride 1).
-        reduction: r, the generator's hidden width is C_in/r (assumed 16).
-        rd_channels: Hidden width, overriding ``reduction``.
+        rd_ratio: 1/r, the generator's hidden width is C_in/r, rounded to a multiple of 8, at least 8 (assumed
+            r = 16: ``rd_ratio=1/16``, timm's name).
+        rd_channels: Hidden width, overriding ``rd_ratio``.
         attention_shape: ``'full'``: each output channel gets its own C_in/groups × k × k attention;
             ``'shared'``: one C_in × k × k attention for all output channels (+0.16 M params on ResNet-50,
             docs/aw.md).
@@ -72,16 +73,16 @@ class AWConv2d(NotScriptable, nn.Conv2d):
         act_layer: Hidden activation.
         impl: How the per-sample convolution runs; every choice gives the same outputs and gradients.
             ``'modulated'``: form K ⊙ (1 + A) for each sample, then one batch-grouped convolution (or, on maps of
-            at most 64 output pixels, a batched matmul of unfolded patches). ``'factored'`` (factorised 'full'
+            the device's ``aw_bmm_max_pixels``, a batched matmul of unfolded patches). ``'factored'`` (factorised 'full'
             attention, ``groups=1`` only): never forms the per-sample kernels; the plain convolution plus, for
             each of the R factors and kernel taps, the shared kernel slice applied to the input scaled by v_r,
             then scaled by u_r and summed: (1 + R)× the convolution's MACs, no B·C_out·C_in·k² tensor.
-            ``'auto'`` (default): ``'factored'`` on CPU where it applies and was measured faster for the layer's
-            width and output size (:func:`factored_is_faster`), ``'modulated'`` elsewhere (on GPU only the
-            modulated path has been measured).
-        max_kernel_bytes: On CPU, the batch runs in chunks whose modulated kernels fit this many bytes (a
-            cache-sized working set was measured faster than materialising every sample's kernel at once,
-            docs/benchmarks.md); ``None`` runs the whole batch in one call. Other devices: one call.
+            ``'auto'`` (default): ``'factored'`` where it applies and the device's tuning says it is faster for
+            the layer's width and output size (:func:`cnnattn.fast_paths.aw_factored_is_faster`; on CPU only),
+            ``'modulated'`` elsewhere and with fast paths off.
+        max_kernel_bytes: The batch runs in chunks whose modulated kernels fit this many bytes; ``'auto'``
+            (default): the device's ``aw_max_kernel_bytes`` (8 MiB on CPU, one call elsewhere); ``None``: the whole
+            batch in one call.
         device, dtype: Where and in which precision to create the parameters (timm's factory keywords).
 
     ``torch.jit.script`` refuses the layer with a message naming tracing and ``torch.export``, which work.
@@ -98,7 +99,7 @@ class AWConv2d(NotScriptable, nn.Conv2d):
         groups: int = 1,
         bias: bool = False,
         *,
-        reduction: int = 16,
+        rd_ratio: float = 1 / 16,
         rd_channels: int | None = None,
         attention_shape: AttentionShape = "full",
         rank: int | None = 4,
@@ -106,7 +107,7 @@ class AWConv2d(NotScriptable, nn.Conv2d):
         zero_init: bool = True,
         act_layer: type[nn.Module] = nn.ReLU,
         impl: Impl = "auto",
-        max_kernel_bytes: int | None = MAX_KERNEL_BYTES,
+        max_kernel_bytes: int | Literal["auto"] | None = "auto",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -128,7 +129,7 @@ class AWConv2d(NotScriptable, nn.Conv2d):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
         self.attention_shape, self.gate, self.rank, self.impl = attention_shape, gate, rank, impl
         self.max_kernel_bytes = max_kernel_bytes
-        hidden = rd_channels or make_divisible(in_channels / reduction, 8, min_value=8)
+        hidden = rd_channels or make_divisible(in_channels * rd_ratio, 8, min_value=8)
         group_in = in_channels // groups
         if attention_shape == "shared":
             self.attn_sizes: tuple[int, ...] = (in_channels,)
@@ -239,14 +240,15 @@ class AWConv2d(NotScriptable, nn.Conv2d):
         return plain + attended.transpose(0, 1).reshape(batch, self.out_channels, *out_size)
 
     def uses_factored(self, x: torch.Tensor) -> bool:
-        """Whether ``impl`` runs the factored path for this input (``'auto'``: see :func:`factored_is_faster`)."""
+        """Whether ``impl`` runs the factored path for this input (``'auto'``: see
+        :func:`cnnattn.fast_paths.aw_factored_is_faster`)."""
         if self.impl != "auto":
             return self.impl == "factored"
-        if not _factorable(self.attention_shape, self.rank, self.groups) or exporting():
+        if not _factorable(self.attention_shape, self.rank, self.groups) or exporting() or not fast_paths_enabled():
             return False
         out_size = conv_output_size(x.shape[2:], self.kernel_size, self.stride, self.padding, self.dilation)
         pairs, grad = self.in_channels * self.out_channels, torch.is_grad_enabled()
-        return x.device.type == "cpu" and factored_is_faster(out_size[0] * out_size[1], pairs, grad)
+        return aw_factored_is_faster(x.device, out_size[0] * out_size[1], pairs, grad)
 
     def _forward_chunk(self, x: torch.Tensor) -> torch.Tensor:
         batch = x.shape[0]
@@ -256,7 +258,8 @@ class AWConv2d(NotScriptable, nn.Conv2d):
         # a constant ``group``, which the batch-grouped conv is not. A batch-grouped conv cannot have 0 groups either.
         if exporting() or batch == 0:
             return self._forward_exportable(x, weight, out_size)
-        if batch > 1 and self.groups == 1 and out_size[0] * out_size[1] <= BMM_MAX_PIXELS:
+        small = out_size[0] * out_size[1] <= tuning(x.device).aw_bmm_max_pixels
+        if fast_paths_enabled() and batch > 1 and self.groups == 1 and small:
             # Small maps: unfolded patches and one batched matmul beat the batch-grouped conv on CPU.
             patches = F.unfold(x, self.kernel_size, self.dilation, self.padding, self.stride)
             return torch.bmm(weight.view(batch, self.out_channels, -1), patches).view(batch, -1, *out_size)
@@ -271,9 +274,10 @@ class AWConv2d(NotScriptable, nn.Conv2d):
         ).view(batch, -1, *out_size)
 
     def chunk_size(self, x: torch.Tensor) -> int:
-        """Samples per call: all of them, or on CPU as many as fit ``max_kernel_bytes`` of modulated kernels (all
-        of them when exported or traced, so that the batch may stay symbolic)."""
-        return samples_per_call(x, self.weight.numel() * x.element_size(), self.max_kernel_bytes)
+        """Samples per call: as many as fit ``max_kernel_bytes`` of modulated kernels (all of them when exported or
+        traced, so that the batch may stay symbolic, and with fast paths off)."""
+        budget = tuning(x.device).aw_max_kernel_bytes if self.max_kernel_bytes == "auto" else self.max_kernel_bytes
+        return samples_per_call(x, self.weight.numel() * x.element_size(), budget)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return aw_forward(self, x)
@@ -283,18 +287,6 @@ class AWConv2d(NotScriptable, nn.Conv2d):
             f"{super().extra_repr()}, attention_shape={self.attention_shape!r}, rank={self.rank}, gate={self.gate!r}, "
             f"impl={self.impl!r}"
         )
-
-
-# Largest map (output pixels) on which the factored path won on CPU, by layer width: (least C_in·C_out, when
-# training, at inference). Measured at batch 32, `python benchmarks/awconv.py impl` (docs/benchmarks.md).
-FACTORED_MAX_PIXELS = ((512 * 512, 25, 16), (256 * 256, 16, 16), (128 * 128, 9, 9), (0, 9, 1))
-
-
-def factored_is_faster(pixels: int, channel_pairs: int, grad: bool) -> bool:
-    """On CPU, whether the factored path beats the modulated one for maps of ``pixels`` output pixels and
-    C_in·C_out ``channel_pairs``, with (training) or without (inference) autograd (``FACTORED_MAX_PIXELS``)."""
-    training, inference = next(limits for least, *limits in FACTORED_MAX_PIXELS if channel_pairs >= least)
-    return pixels <= (training if grad else inference)
 
 
 def aw_forward(module: AWConv2d, x: torch.Tensor) -> torch.Tensor:

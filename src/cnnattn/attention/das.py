@@ -19,15 +19,12 @@ import torch.nn.functional as F
 from timm.layers import LayerNorm2d
 from torch import nn
 
+from ..fast_paths import dsc_channels_last, may_overwrite_temporaries
 from ..ops.deform_conv import DeformConv2d, Impl
-from .common import capturing_graph, may_overwrite_temporaries, to_factory
+from .common import to_factory
 from .registry import register_attention
 
-__all__ = ["DSC_CHANNELS_LAST_MIN_PIXELS", "DASGate"]
-
-# Measured on CPU (benchmarks/das_gate.py, docs/benchmarks.md): from 32×32 maps up, oneDNN's depthwise conv in
-# channels-last memory is several times faster than in contiguous memory, copy included; below, no clear gain.
-DSC_CHANNELS_LAST_MIN_PIXELS = 32 * 32
+__all__ = ["DASGate"]
 
 
 class _InstanceNorm(nn.InstanceNorm2d):
@@ -39,6 +36,13 @@ class _InstanceNorm(nn.InstanceNorm2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.group_norm(x, self.num_features, self.weight, self.bias, self.eps)
+
+
+def reduced_width(channels: int, rd_ratio: float) -> int:
+    """The hidden width ⌊channels · rd_ratio⌋, at least 1 (``rd_ratio=1/16``: ``channels // 16``)."""
+    if not 0 < rd_ratio <= 1:
+        raise ValueError(f"rd_ratio must be in (0, 1], e.g. 1/16 (a reduction of 16); got {rd_ratio!r}.")
+    return max(1, int(channels * rd_ratio + 1e-6))
 
 
 def check_gate_input(x: torch.Tensor, channels: int, instance_norm: bool) -> None:
@@ -72,8 +76,9 @@ class DASGate(nn.Module):
 
     Args:
         channels: C, input and output channels.
-        reduction: α, so the hidden width is C/α (assumed 16, chosen by the ablation in docs/das.md).
-        rd_channels: Hidden width, overriding ``reduction``.
+        rd_ratio: 1/α, so the hidden width is ⌊C/α⌋ (assumed α = 16, ``rd_ratio=1/16``, chosen by the ablation in
+            docs/das.md; timm's name for the channel reduction of SE and CBAM).
+        rd_channels: Hidden width, overriding ``rd_ratio``.
         dw_kernel_size: Depthwise kernel of the DSC.
         kernel_size: Kernel of the deformable conv.
         offset_kernel_size: Kernel of the offset predictor.
@@ -85,8 +90,7 @@ class DASGate(nn.Module):
             (B, 2·G·k², H, W), detached, for visualisation; nothing is kept when False.
         impl: Deformable conv implementation (see :func:`cnnattn.ops.deform_conv2d`).
         channels_last_dsc: Run the DSC on a channels-last copy of X (the same numbers, a speed choice). None
-            (default): on CPU for maps of at least ``DSC_CHANNELS_LAST_MIN_PIXELS`` pixels, where it was measured
-            faster, and never under export or tracing.
+            (default): as :func:`cnnattn.fast_paths.dsc_channels_last` says for the input's device and size.
         device, dtype: Where and in which precision to create the parameters (timm's factory keywords).
 
     :meth:`attention_map` returns the gate A that ``forward`` applies; :meth:`gate_and_offsets` also returns
@@ -96,7 +100,7 @@ class DASGate(nn.Module):
     def __init__(
         self,
         channels: int,
-        reduction: int = 16,
+        rd_ratio: float = 1 / 16,
         rd_channels: int | None = None,
         dw_kernel_size: int = 3,
         kernel_size: int = 3,
@@ -112,7 +116,7 @@ class DASGate(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        hidden = rd_channels or max(1, channels // reduction)
+        hidden = rd_channels or reduced_width(channels, rd_ratio)
         if hidden % offset_groups:
             raise ValueError(
                 f"DASGate: hidden width {hidden} (C/α) must be divisible by offset_groups={offset_groups}."
@@ -143,9 +147,7 @@ class DASGate(nn.Module):
     def _dsc_channels_last(self, x: torch.Tensor) -> bool:
         if self.channels_last_dsc is not None:
             return self.channels_last_dsc
-        if capturing_graph():
-            return False  # one shape-independent graph
-        return x.device.type == "cpu" and x.shape[-2] * x.shape[-1] >= DSC_CHANNELS_LAST_MIN_PIXELS
+        return dsc_channels_last(x)
 
     def _hidden(self, x: torch.Tensor) -> torch.Tensor:
         """IN(DSC(X)): (B, C/α, H, W), contiguous."""

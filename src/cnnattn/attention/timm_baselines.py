@@ -1,6 +1,6 @@
-"""Baselines that timm already implements, registered under the names the seed papers use.
-
-Defaults follow each baseline's paper where timm's differ; every one stays overridable by keyword.
+"""Baselines that timm already implements, registered under the names the seed papers use: timm's own classes
+(SE, ECA, CBAM, coordinate attention, global context), with defaults that follow each baseline's paper where
+timm's differ; every one stays overridable by keyword.
 """
 
 from __future__ import annotations
@@ -8,13 +8,14 @@ from __future__ import annotations
 from functools import partial
 
 import torch
-from timm.layers import cbam, non_local_attn, squeeze_excite
+from timm.layers import non_local_attn
+from timm.layers.cbam import CbamModule
 from timm.layers.coord_attn import CoordAttn
 from timm.layers.eca import EcaModule
 from timm.layers.global_context import GlobalContext
+from timm.layers.squeeze_excite import SEModule
 
-from ..ops.pooling import max_along, spatial_max
-from .common import autocast_active, gated, spatial_conv_input
+from .common import autocast_active
 from .registry import register_attention
 
 
@@ -39,43 +40,6 @@ class NonLocalAttn(non_local_attn.NonLocalAttn):
             return self._block(x)
         with torch.autocast(x.device.type, enabled=False):
             return self._block(x.float()).to(x.dtype)
-
-
-class SEModule(squeeze_excite.SEModule):
-    """timm's ``SEModule`` (same arguments, parameters and outputs) whose ``forward(x, shortcut)`` adds a residual
-    block's shortcut in the same pass as the gate's product (:func:`cnnattn.attention.common.gated`)."""
-
-    fuses_shortcut = True
-
-    def multiplier(self, x: torch.Tensor) -> torch.Tensor:
-        """The channel gate σ(fc2(act(fc1(mean_HW x)))), (B, C, 1, 1)."""
-        x_se = x.mean((2, 3), keepdim=True)
-        if self.add_maxpool:
-            x_se = 0.5 * x_se + 0.5 * x.amax((2, 3), keepdim=True)
-        return self.gate(self.fc2(self.act(self.bn(self.fc1(x_se)))))
-
-    def forward(self, x: torch.Tensor, shortcut: torch.Tensor | None = None) -> torch.Tensor:
-        return gated(x, self.multiplier(x), shortcut)
-
-
-class CbamModule(cbam.CbamModule):
-    """timm's ``CbamModule`` (same arguments, parameters and outputs): the channel gate, then the spatial gate, whose
-    product ``forward(x, shortcut)`` fuses with a residual block's shortcut (:func:`cnnattn.attention.common.gated`).
-    Max pooling differentiates as ``max_pool2d`` (:func:`cnnattn.ops.pooling.max_along`: gradients equal timm's
-    wherever the maximum is unique, in a fraction of the backward time), and in training on CPU the spatial conv
-    reads its pooled maps channels-last (:func:`cnnattn.attention.common.spatial_conv_input`)."""
-
-    fuses_shortcut = True
-
-    def forward(self, x: torch.Tensor, shortcut: torch.Tensor | None = None) -> torch.Tensor:
-        # Submodules are called through self.<name>: TorchScript cannot call a module held in a local variable.
-        peak = spatial_max(x)  # (B, C, 1, 1)
-        mlp_avg = self.channel.fc2(self.channel.act(self.channel.fc1(x.mean((2, 3), keepdim=True))))
-        mlp_max = self.channel.fc2(self.channel.act(self.channel.fc1(peak)))
-        x = x * self.channel.gate(mlp_avg + mlp_max)  # (B, C, H, W) after the channel gate (B, C, 1, 1)
-        pooled = torch.cat([x.mean(dim=1, keepdim=True), max_along(x, 1, keepdim=True)], dim=1)  # (B, 2, H, W)
-        spatial_gate = self.spatial.gate(self.spatial.conv(spatial_conv_input(pooled)))  # (B, 1, H, W)
-        return gated(x, spatial_gate, shortcut, scratch="x")  # x is this call's channel-gated product
 
 
 register_attention(

@@ -8,8 +8,9 @@ import torch
 from timm.layers import ConvNormAct
 from torch import nn
 
+from ..fast_paths import compiling, fast_paths_enabled, spatial_conv_input
 from ..ops.pooling import max_along, zpools
-from .common import capturing_graph, gated, spatial_conv_input, to_factory
+from .common import gated, to_factory
 from .registry import register_attention
 
 
@@ -55,8 +56,7 @@ class TripletAttention(nn.Module):
     Branch ``cw`` pools over H and gates each (C, W) position; ``hc`` pools over W and gates (H, C);
     ``hw`` pools over C and gates (H, W) (dropped with ``no_spatial=True``, the paper's ablation). No
     parameter depends on the channel count; ``channels`` is accepted for the registry contract. The mean of
-    the three gated tensors is X ⊙ mean(gates), computed that way: one full-size product instead of three, fused
-    with a residual block's shortcut by ``forward(x, shortcut)`` (:func:`cnnattn.attention.common.gated`).
+    the three gated tensors is X ⊙ mean(gates), computed that way: one full-size product instead of three.
 
     Args:
         channels: Input channels (unused).
@@ -65,8 +65,6 @@ class TripletAttention(nn.Module):
         bn_momentum: BatchNorm momentum of the branches (the official code uses 0.01).
         device, dtype: Where and in which precision to create the parameters (timm's factory keywords).
     """
-
-    fuses_shortcut = True
 
     def __init__(
         self,
@@ -86,7 +84,8 @@ class TripletAttention(nn.Module):
     def _pools(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Z-pools of (B, C, H, W) ``x`` over H (B, 2, C, W), over W (B, 2, C, H) and, unless dropped, over C
         (B, 2, H, W): in training eager through :func:`~cnnattn.ops.pooling.zpools`, whose one backward writes
-        X's gradient once; elsewhere (no autograd, TorchScript, export, tracing, compile) as six reductions."""
+        X's gradient once; elsewhere (no autograd, fast paths off, TorchScript, export, tracing, compile) as six
+        reductions."""
         dims = (2, 3) if self.hw is None else (2, 3, 1)
         if torch.jit.is_scripting():
             return [torch.stack([max_along(x, d), x.mean(dim=d)], dim=1) for d in dims]
@@ -94,7 +93,7 @@ class TripletAttention(nn.Module):
 
     @torch.jit.unused
     def _pools_eager(self, x: torch.Tensor, dims: tuple[int, ...]) -> list[torch.Tensor]:
-        if not (capturing_graph() or torch.compiler.is_compiling()) and torch.is_grad_enabled() and x.requires_grad:
+        if fast_paths_enabled() and not compiling() and torch.is_grad_enabled() and x.requires_grad:
             return zpools(x, dims)
         return [torch.stack([max_along(x, d), x.mean(dim=d)], dim=1) for d in dims]
 
@@ -134,5 +133,5 @@ class TripletAttention(nn.Module):
         parts = dict(zip(("cw", "hc", "hw"), gates, strict=False))
         return {**parts, "map": sum(gates[1:], gates[0]) / len(gates)}
 
-    def forward(self, x: torch.Tensor, shortcut: torch.Tensor | None = None) -> torch.Tensor:
-        return gated(x, self.attention_map(x), shortcut, scratch="multiplier")  # the map is this call's own
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return gated(x, self.attention_map(x), scratch="multiplier")  # the map is this call's own

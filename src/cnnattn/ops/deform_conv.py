@@ -27,14 +27,13 @@ import torchvision.ops
 from torch import nn
 from torch.nn.modules.utils import _pair
 
+from ..fast_paths import compiling, fast_paths_enabled, tuning
 from .shapes import conv_output_size
 
 __all__ = ["DeformConv2d", "deform_conv2d"]
 
 Impl = Literal["auto", "sampled", "torchvision"]
 IMPLS: tuple[str, ...] = ("auto", "sampled", "torchvision")
-MAX_CHUNK_BYTES = 512 * 2**20
-SINGLE_GEMM_MAX_PIXELS = 128  # measured on CPU: one GEMM wins at 7×7, ties at 14×14, loses at 56×56
 
 
 def _pair_int(value: int | tuple[int, int], name: str) -> tuple[int, int]:
@@ -133,12 +132,15 @@ def _sampled_chunk(
         columns = columns * mask.view(batch, offset_groups, 1, taps, pixels)
     columns = columns.reshape(batch, groups, group_channels * taps, pixels)
     kernel = weight.reshape(groups, out_channels // groups, group_channels * taps)
-    if groups == 1 and (batch == 1 or pixels > SINGLE_GEMM_MAX_PIXELS):
+    if not fast_paths_enabled():  # the reference: one GEMM per sample and group, output contiguous
+        return torch.matmul(kernel, columns).view(batch, out_channels, h_out, w_out)
+    per_sample = batch == 1 or pixels > tuning(input.device).deform_single_gemm_max_pixels
+    if groups == 1 and per_sample:
         # Columnsᵀ · kernelᵀ: the same GEMM written (B, H_out·W_out, C_out), channels-last memory, which a norm over
         # channels after it (DAS's LayerNorm2d) reads without a permuted copy.
         out = torch.matmul(columns.transpose(-1, -2), kernel.transpose(-1, -2))  # (B, 1, H_out·W_out, C_out)
         return out.view(batch, h_out, w_out, out_channels).permute(0, 3, 1, 2)
-    if batch == 1 or pixels > SINGLE_GEMM_MAX_PIXELS:
+    if per_sample:
         return torch.matmul(kernel, columns).view(batch, out_channels, h_out, w_out)
     # Small maps: one GEMM over B·H_out·W_out columns beats B skinny ones (docs/benchmarks.md).
     columns = columns.permute(1, 2, 0, 3).reshape(groups, group_channels * taps, batch * pixels)
@@ -157,10 +159,12 @@ def _deform_conv2d_sampled(
     mask: torch.Tensor | None,
     groups: int,
     offset_groups: int,
-    max_chunk_bytes: int,
+    max_chunk_bytes: int | None,
 ) -> torch.Tensor:
     geometry = (stride, padding, dilation, groups, offset_groups)
-    if torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.jit.is_tracing():
+    if max_chunk_bytes == "auto":
+        max_chunk_bytes = tuning(input.device).deform_max_chunk_bytes
+    if torch.is_grad_enabled() or compiling() or max_chunk_bytes is None or not fast_paths_enabled():
         # One call: training keeps one graph, and tracing/export must not loop over a (symbolic) batch size.
         return _add_bias_(_sampled_chunk(input, offset, weight, mask, *geometry), bias)
     batch = input.shape[0]
@@ -184,7 +188,7 @@ def _add_bias_(out: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     (B, C_out, H_out, W_out) tensor, whose fresh memory costs more than the addition on CPU (docs/benchmarks.md)."""
     if bias is None:
         return out
-    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+    if compiling() or not fast_paths_enabled():
         return out + bias.view(1, -1, 1, 1)  # graphs for export and compilers stay free of in-place writes
     return out.add_(bias.view(1, -1, 1, 1))
 
@@ -218,7 +222,7 @@ def deform_conv2d(
     mask: torch.Tensor | None = None,
     *,
     impl: Impl = "auto",
-    max_chunk_bytes: int = MAX_CHUNK_BYTES,
+    max_chunk_bytes: int | Literal["auto"] | None = "auto",
 ) -> torch.Tensor:
     """Deformable convolution with ``torchvision.ops.deform_conv2d``'s signature and semantics.
 
@@ -231,7 +235,8 @@ def deform_conv2d(
         stride, padding, dilation: As for ``nn.Conv2d``.
         mask: (B, G·kh·kw, H_out, W_out) modulation (DCNv2) or None.
         impl: ``"auto"`` (per device, see module docs), ``"sampled"`` or ``"torchvision"``.
-        max_chunk_bytes: Sampled path without grad: largest sampled-column buffer per chunk of the batch.
+        max_chunk_bytes: Sampled path without grad: largest sampled-column buffer per chunk of the batch;
+            ``'auto'``: the device's ``deform_max_chunk_bytes`` (:mod:`cnnattn.fast_paths`); None: one call.
 
     Returns:
         (B, C_out, H_out, W_out). Positions outside the input sample zero.

@@ -22,25 +22,19 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["adaptive_avg_pool2d_matmul", "max_along", "pooling_matrix", "spatial_max", "zpools"]
+from ..fast_paths import fast_paths_enabled
+
+__all__ = ["adaptive_avg_pool2d_matmul", "max_along", "pooling_matrix", "zpools"]
 
 
 def max_along(x: torch.Tensor, dim: int, keepdim: bool = False) -> torch.Tensor:
     """The maximum of ``x`` along ``dim`` (``x.amax(dim)``), differentiated as ``max_pool2d`` is: the whole
     gradient to one maximum. Where no gradient is recorded it is ``amax`` itself, which finds no indices and is
-    2-3× faster on CPU (docs/benchmarks.md)."""
-    if torch.is_grad_enabled() and x.requires_grad:
+    2-3× faster on CPU (docs/benchmarks.md). With fast paths off (:mod:`cnnattn.fast_paths`) it is ``amax``, whose
+    gradient is shared among tied maxima."""
+    if fast_paths_enabled() and torch.is_grad_enabled() and x.requires_grad:
         return torch.max(x, dim=dim, keepdim=keepdim)[0]
     return x.amax(dim=dim, keepdim=keepdim)
-
-
-def spatial_max(x: torch.Tensor) -> torch.Tensor:
-    """The maximum of (B, C, H, W) ``x`` over H and W, (B, C, 1, 1): ``amax`` over both dims where no gradient is
-    recorded, else :func:`max_along` over W, then H (the gradient to one maximum, and no flattened copy of a
-    channels-last ``x``). Reducing a contiguous map in one ``amax`` is faster than in two steps."""
-    if torch.is_grad_enabled() and x.requires_grad:
-        return max_along(max_along(x, 3, keepdim=True), 2, keepdim=True)
-    return x.amax(dim=(2, 3), keepdim=True)
 
 
 class _ZPools(torch.autograd.Function):

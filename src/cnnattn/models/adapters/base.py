@@ -25,6 +25,8 @@ from typing import ClassVar, TypeVar
 import torch
 from torch import nn
 
+from ...fast_paths import residual_in_place
+
 __all__ = [
     "BASIC_LAYOUT",
     "BOTTLENECK_LAYOUT",
@@ -57,13 +59,12 @@ class AttentionSlots:
                 setattr(self, slot, None)
 
     def attend_add(self, out: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
-        """``attn(out) + shortcut`` (``out + shortcut`` with the slot empty); a gate that fuses the shortcut
-        (``fuses_shortcut``, :func:`cnnattn.attention.common.gated`) gets both and adds in its product's pass."""
-        if self.attn is None:
-            return out + shortcut
-        if hasattr(self.attn, "fuses_shortcut"):
-            return self.attn(out, shortcut)
-        return self.attn(out) + shortcut
+        """``attn(out) + shortcut`` (``out + shortcut`` with the slot empty). A gate maps ``out`` to a tensor of the
+        same shape; the block adds the shortcut, in place where :func:`cnnattn.fast_paths.residual_in_place` allows
+        (torchvision's ``out += identity``)."""
+        if self.attn is not None:
+            out = self.attn(out)
+        return out.add_(shortcut) if residual_in_place(out) else out + shortcut
 
     def post_block(self, out: torch.Tensor) -> torch.Tensor:
         """``attn_stage(attn_post(out))``, skipping empty slots."""
