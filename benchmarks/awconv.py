@@ -11,7 +11,7 @@
 The naive loop runs the same generator and F.conv2d one sample at a time.
 ``impl``: the two exact paths of the default layer, ``impl='modulated'`` (per-sample kernels) against
 ``impl='factored'`` (no per-sample kernel), on square maps of each ``--sizes`` output side at ResNet widths: the
-measurement behind ``impl='auto'`` (``cnnattn.attention.aw.factored_is_faster``).
+measurement behind ``impl='auto'`` (``cnnattn.fast_paths.aw_factored_is_faster``).
 ``impl-model``: the plain backbone and ``<backbone>_aw`` with ``impl='modulated'`` and ``'auto'``, interleaved:
 by default inference at batch 16 and 224², a training step at batch 8 and 160² (attention_overhead.py's settings).
 ``complexity``: params and MACs of ResNet-50/101 with each AW variant and with AW stacked on SE / CBAM.
@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 import cnnattn
-from cnnattn.analysis import ab_rows, complexity_table, machine_info, time_interleaved
+from cnnattn.analysis import complexity_table, machine_info, time_interleaved, time_models
 from cnnattn.attention import AWConv2d
 from cnnattn.utils import format_table
 
@@ -128,6 +128,26 @@ def impl(args: argparse.Namespace) -> None:
     print(format_table(IMPL_HEADERS, rows))
 
 
+def model_rows(
+    models: dict[str, torch.nn.Module], settings: dict[str, tuple[int, int]], repeats: int
+) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """Whole models timed side by side: the first is the plain baseline, the last two the AW variants compared.
+    ``settings`` maps ``"infer"``/``"train"`` to (batch, side). Headers and rows: ms of each model, each variant
+    against the baseline, and the last against the one before it."""
+    (plain, *_), (before, after) = list(models), list(models)[-2:]
+    rows = []
+    for mode, (batch, size) in settings.items():
+        torch.manual_seed(0)
+        timings = time_models(models, torch.randn(batch, 3, size, size), mode, repeats=repeats)
+        t = {name: timing.median for name, timing in timings.items()}
+        ratios = [f"{t[name] / t[plain]:.2f}×" for name in list(models)[1:]]
+        rows.append((mode, f"{batch}, {size}²", *(f"{t[name] * 1e3:.0f}" for name in models), *ratios,
+                     f"{t[after] / t[before]:.2f}×"))  # fmt: skip
+    headers = ("mode", "batch, size", *(f"{name} ms" for name in models),
+               *(f"{name}/{plain}" for name in list(models)[1:]), f"{after}/{before}")  # fmt: skip
+    return headers, rows
+
+
 def impl_model(args: argparse.Namespace) -> None:
     classes = {"num_classes": args.classes}
     models = {
@@ -136,7 +156,7 @@ def impl_model(args: argparse.Namespace) -> None:
         "aw auto": cnnattn.create_model(f"{args.backbone}_aw", **classes),
     }
     settings = {"infer": (args.infer_batch, args.infer_size), "train": (args.train_batch, args.train_size)}
-    print(format_table(*ab_rows(models, settings, args.repeats)))
+    print(format_table(*model_rows(models, settings, args.repeats)))
 
 
 def complexity(_: argparse.Namespace) -> None:

@@ -50,7 +50,7 @@ def build(backbone: str, variant: str, num_classes: int) -> nn.Module:
         num_classes=num_classes,
         attn_position=position,
         attn_stages=(1, 2, 3, 4),
-        attn_kwargs={"reduction": int(alpha)},
+        attn_kwargs={"rd_ratio": 1 / alpha},
     )
 
 

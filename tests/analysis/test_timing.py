@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from cnnattn.analysis import ab_rows, time_models
+from cnnattn.analysis import time_models
 
 
 class _Recorder(nn.Module):
@@ -34,11 +34,3 @@ def test_time_models_runs_each_model_in_the_mode(mode: str, expected: tuple[bool
 def test_time_models_rejects_unknown_mode() -> None:
     with pytest.raises(ValueError, match="'infer' or 'train'"):
         time_models({"a": _Recorder()}, torch.randn(1, 3, 8, 8), "eval")
-
-
-def test_ab_rows_ratios_follow_the_millisecond_columns() -> None:
-    models = {"plain": _Recorder(), "old": _Recorder(), "new": _Recorder()}
-    headers, rows = ab_rows(models, {"infer": (2, 8), "train": (1, 10)}, repeats=3)
-    assert headers == ("mode", "batch, size", "plain ms", "old ms", "new ms", "old/plain", "new/plain", "new/old")
-    assert [row[:2] for row in rows] == [("infer", "2, 8²"), ("train", "1, 10²")]
-    assert all(len(row) == len(headers) and all(cell.endswith("×") for cell in row[5:]) for row in rows)

@@ -4,8 +4,6 @@ from .complexity import complexity_table, count_macs, count_params
 from .profile import ModuleCost, Profile, profile
 from .timing import (
     Timing,
-    ab_benchmark_main,
-    ab_rows,
     machine_info,
     peak_rss_bytes,
     rss_baseline,
@@ -18,8 +16,6 @@ __all__ = [
     "ModuleCost",
     "Profile",
     "Timing",
-    "ab_benchmark_main",
-    "ab_rows",
     "complexity_table",
     "count_macs",
     "count_params",

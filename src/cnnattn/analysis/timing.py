@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import resource
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,8 +14,6 @@ import torch
 
 __all__ = [
     "Timing",
-    "ab_benchmark_main",
-    "ab_rows",
     "machine_info",
     "peak_rss_bytes",
     "rss_baseline",
@@ -87,46 +83,6 @@ def time_models(
         fns = {name: (lambda m=m: m.train()(x).sum().backward()) for name, m in models.items()}
         return time_interleaved(fns, warmup=1, repeats=repeats)
     raise ValueError(f"time_models: mode must be 'infer' or 'train'; got {mode!r}.")
-
-
-def ab_rows(
-    models: dict[str, torch.nn.Module], settings: dict[str, tuple[int, int]], repeats: int = 5
-) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
-    """An A/B table of whole models: the first model is the plain baseline, the last two the variants compared.
-    ``settings`` maps ``"infer"``/``"train"`` to (batch, side) of square RGB inputs. Returns headers and rows: ms of
-    each model, each variant against the baseline, and the last variant against the one before it."""
-    (plain, *_), (before, after) = list(models), list(models)[-2:]
-    rows = []
-    for mode, (batch, size) in settings.items():
-        torch.manual_seed(0)
-        timings = time_models(models, torch.randn(batch, 3, size, size), mode, repeats=repeats)
-        t = {name: timing.median for name, timing in timings.items()}
-        ratios = [f"{t[name] / t[plain]:.2f}×" for name in list(models)[1:]]
-        rows.append((mode, f"{batch}, {size}²", *(f"{t[name] * 1e3:.0f}" for name in models), *ratios,
-                     f"{t[after] / t[before]:.2f}×"))  # fmt: skip
-    headers = ("mode", "batch, size", *(f"{name} ms" for name in models),
-               *(f"{name}/{plain}" for name in list(models)[1:]), f"{after}/{before}")  # fmt: skip
-    return headers, rows
-
-
-Subcommand = Callable[[argparse.Namespace], None]
-
-
-def ab_benchmark_main(doc: str | None, script: str, layer: Subcommand, model: Subcommand) -> None:
-    """The command line of an A/B benchmark script with two subcommands: ``layer`` (``--repeats``, default 7) and
-    ``model`` (``--repeats``, default 5, ``--backbone``, default resnet50). Prints the machine and the command, then
-    runs the chosen function with the parsed arguments."""
-    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
-    for name, func, repeats in (("layer", layer, 7), ("model", model, 5)):
-        command = commands.add_parser(name)
-        command.add_argument("--repeats", type=int, default=repeats)
-        command.set_defaults(func=func)
-        if name == "model":
-            command.add_argument("--backbone", default="resnet50")
-    args = parser.parse_args()
-    print(f"machine: {machine_info()}\ncommand: python benchmarks/{script} {' '.join(sys.argv[1:])}\n")
-    args.func(args)
 
 
 def _summary(samples: list[float]) -> Timing:
