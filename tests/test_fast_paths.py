@@ -18,6 +18,7 @@ from cnnattn.fast_paths import (
     fast_paths,
     fast_paths_enabled,
     may_overwrite_temporaries,
+    residual_in_place,
     samples_per_call,
     spatial_conv_input,
 )
@@ -181,3 +182,16 @@ def test_set_fast_paths_and_the_environment_variable_switch_every_module() -> No
     env = {**os.environ, "CNNATTN_FAST_PATHS": "0"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_residual_in_place_only_where_autograd_does_not_read_the_output() -> None:
+    x = torch.randn(2, 3, 4, 4, requires_grad=True)
+    norm = torch.nn.BatchNorm2d(3)
+    assert residual_in_place(x * torch.rand(2, 3, 1, 1))  # a gate's product
+    assert residual_in_place(norm(x))  # torchvision's out += identity
+    assert not residual_in_place(torch.sigmoid(x))  # sigmoid's backward reads its output
+    assert not residual_in_place(x)  # a leaf
+    with torch.no_grad():
+        assert residual_in_place(torch.sigmoid(x))
+    with fast_paths(False):
+        assert not residual_in_place(x * 2)

@@ -233,10 +233,18 @@ def aw_factored_is_faster(device: torch.device, pixels: int, channel_pairs: int,
     return limits is not None and pixels <= (limits[0] if grad else limits[1])
 
 
+# Autograd nodes whose backward reads neither their output nor anything an in-place add changes: a product (every
+# gate's x ⊙ multiplier), a sum, and BatchNorm (torchvision's blocks add their identity into bn3's output so).
+_OUTPUT_FREE_BACKWARDS = frozenset(
+    {"MulBackward0", "AddBackward0", "NativeBatchNormBackward0", "CudnnBatchNormBackward0", "MiopenBatchNormBackward0"}
+)
+
+
 def residual_in_place(out: torch.Tensor) -> bool:
     """Whether a residual block may add its shortcut into ``out`` (its gate's or last norm's output) in place, as
-    torchvision's ``out += identity``: fast paths on, no gradient recorded for ``out`` (a gate's backward may need
-    its output), no graph capture (FX cannot branch on a traced tensor's ``requires_grad``)."""
+    torchvision's ``out += identity``: fast paths on, no graph capture (FX cannot branch on a traced tensor), and
+    either no gradient recorded for ``out`` or ``out`` made by an op whose backward does not read its output (a
+    product, a sum, BatchNorm): a gate of one's own ending in, e.g., a sigmoid gets the out-of-place sum."""
     if torch.jit.is_scripting():
         return not (torch.is_grad_enabled() and out.requires_grad)
     return _residual_in_place_eager(out)
@@ -246,4 +254,6 @@ def residual_in_place(out: torch.Tensor) -> bool:
 def _residual_in_place_eager(out: torch.Tensor) -> bool:
     if not _enabled_eager() or capturing_graph() or torch.compiler.is_compiling():
         return False
-    return not (torch.is_grad_enabled() and out.requires_grad)
+    if not (torch.is_grad_enabled() and out.requires_grad):
+        return True
+    return out.grad_fn is not None and out.grad_fn.name() in _OUTPUT_FREE_BACKWARDS and out._base is None
