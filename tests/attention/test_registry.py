@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torchvision
 from torch import nn
 
 import cnnattn
@@ -128,3 +129,28 @@ def test_a_forward_logs_no_warning(name: str, caplog: pytest.LogCaptureFixture) 
         for mode in (True, False):
             layer.train(mode)(torch.randn(2, 16, 12, 12))
     assert [r.getMessage() for r in caplog.records] == []
+
+
+REDUCING = ["se", "cbam", "bam", "coord", "gc", "gc_scale", "nl", "das"]  # ECA reduces only with use_mlp=True
+
+
+@pytest.mark.parametrize("name", [*REDUCING, "aw"])
+def test_every_reducing_module_takes_timms_rd_ratio(name: str) -> None:
+    args = (64, 64) if get_attention_info(name).kind == "conv" else (64,)
+    assert sum(p.numel() for p in create_attention(name, *args, rd_ratio=1 / 4).parameters()) > sum(
+        p.numel() for p in create_attention(name, *args, rd_ratio=1 / 16).parameters()
+    )
+
+
+def test_unknown_keywords_are_refused_naming_module_keyword_and_accepted_ones() -> None:
+    with pytest.raises(ValueError, match=r"attention 'das' \(DASGate\) takes no keyword 'reduction'; it takes: "
+                       r"rd_ratio, rd_channels, .*a channel reduction r is rd_ratio=1/r"):  # fmt: skip
+        create_attention("das", 64, reduction=16)
+    model = torchvision.models.resnet18()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match="attention 'se' .* takes no keyword 'squeeze'"):
+        cnnattn.attach(model, "se", squeeze=2)
+    assert type(model.layer1[0]) is torchvision.models.resnet.BasicBlock  # nothing changed
+    assert model.state_dict().keys() == before.keys()
+    with pytest.raises(ValueError, match="attention 'aw' .* takes no keyword 'reduction'"):
+        cnnattn.create_model("resnet18_aw", attn_kwargs={"reduction": 8, "rd_ratio": 0.5})

@@ -222,3 +222,24 @@ def test_bad_recipes_are_one_line_errors_before_training(tmp_path: Path, capsys,
     code = main(["train", "--data", "builtin:digits", "--output", str(tmp_path / "r"), *args])
     _assert_one_line_error(code, capsys.readouterr().err, "train", needle)
     assert not (tmp_path / "r" / "checkpoints" / "last.ckpt").exists()
+
+
+@pytest.mark.parametrize(
+    ("model", "kwargs", "needle"),
+    [
+        ("resnet18_se", "{reduction: 8}", "attention 'se' (SEModule) takes no keyword 'reduction'; it takes: rd_ratio"),
+        (
+            "resnet18_cbam",
+            "{colour: red}",
+            "attention 'cbam' (CbamModule) takes no keyword 'colour'; it takes: rd_ratio",
+        ),
+        ("resnet18_das", "{alpha: 8}", "attention 'das' (DASGate) takes no keyword 'alpha'; it takes: rd_ratio"),
+    ],
+)
+def test_unknown_attention_keywords_are_one_line_errors_naming_the_accepted_ones(
+    tmp_path: Path, capsys, model: str, kwargs: str, needle: str
+) -> None:
+    code = main(["train", "--data", "builtin:digits", "--model", model, "--attn-kwargs", kwargs, *TINY_TRAIN,
+                 "--output", str(tmp_path / "r")])  # fmt: skip
+    _assert_one_line_error(code, capsys.readouterr().err, "train", needle)
+    assert not (tmp_path / "r" / "checkpoints" / "last.ckpt").exists()

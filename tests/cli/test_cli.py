@@ -87,11 +87,11 @@ def test_every_recipe_setting_has_a_flag_with_help(command: str) -> None:
 
 def test_flags_reach_the_recipe_with_their_types() -> None:
     args = build_parser().parse_args(
-        ["train", "--epochs", "3", "--lr", "0.05", "--no-progress", "--attn-kwargs", "{reduction: 8}", "--amp",
+        ["train", "--epochs", "3", "--lr", "0.05", "--no-progress", "--attn-kwargs", "{rd_ratio: 0.125}", "--amp",
          "--precision", "32", "label_smoothing=0.2"]
     )  # fmt: skip
     config = recipe(args)
-    assert (config.epochs, config.lr, config.progress, config.attn_kwargs) == (3, 0.05, False, {"reduction": 8})
+    assert (config.epochs, config.lr, config.progress, config.attn_kwargs) == (3, 0.05, False, {"rd_ratio": 0.125})
     assert config.precision == "amp" and config.label_smoothing == 0.2
 
 

@@ -20,7 +20,9 @@ __all__ = [
     "GATE_POSITIONS",
     "POSITIONS",
     "AttentionInfo",
+    "accepted_keywords",
     "add_registry_listener",
+    "check_keywords",
     "create_attention",
     "get_attention_info",
     "list_attention",
@@ -162,13 +164,46 @@ def _check_positive_int(value: object, arg: str, name: str) -> None:
         raise ValueError(f"create_attention({name!r}): {arg} must be a positive int; got {value!r}.")
 
 
+def accepted_keywords(info: AttentionInfo) -> list[str] | None:
+    """The constructor keywords of a registered module beyond its channel arguments (``channels`` for gates,
+    ``in_channels, out_channels, kernel_size, stride`` for conv kinds), or None where it takes any (``**kwargs``)."""
+    try:
+        parameters = list(inspect.signature(info.factory).parameters.values())
+    except (TypeError, ValueError):  # a builtin or C extension without a signature: accept anything
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    named = [p.name for p in parameters if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    if info.kind == "gate":
+        return named[1:]
+    return [n for n in named[2:] if n not in ("kernel_size", "stride")]
+
+
+def check_keywords(name: str, kwargs: dict[str, object]) -> None:
+    """ValueError naming the module, the keywords it does not take and those it does, for any unknown keyword."""
+    info = get_attention_info(name)
+    accepted = accepted_keywords(info)
+    fixed = ("channels",) if info.kind == "gate" else ("in_channels", "out_channels", "kernel_size", "stride")
+    unknown = [k for k in kwargs if accepted is not None and k not in accepted and k not in fixed]
+    if unknown:
+        source = getattr(info.factory, "func", info.factory)
+        hint = " (a channel reduction r is rd_ratio=1/r)" if "reduction" in unknown and "rd_ratio" in accepted else ""
+        raise ValueError(
+            f"attention {name!r} ({getattr(source, '__qualname__', source)}) takes no keyword "
+            f"{', '.join(map(repr, unknown))}; it takes: {', '.join(accepted) or 'no keywords'}{hint}."
+        )
+
+
 def create_attention(name: str, *args: object, **kwargs: object) -> nn.Module:
     """Build a registered attention module.
 
     Gates: ``create_attention(name, channels, **kwargs)``.
     Conv kinds: ``create_attention(name, in_channels, out_channels, kernel_size=3, stride=1, **kwargs)``.
+    ValueError for an unknown name, bad channel arguments or a keyword the module does not take (naming the ones
+    it does).
     """
     info = get_attention_info(name)
+    check_keywords(name, kwargs)
     if info.kind == "gate":
         if len(args) != 1:
             raise ValueError(

@@ -43,7 +43,7 @@ class NonLocalAttn(non_local_attn.NonLocalAttn):
 
 
 register_attention(
-    "se", description="Squeeze-and-excitation channel gate (Hu et al. 2018); timm SEModule, reduction 16."
+    "se", description="Squeeze-and-excitation channel gate (Hu et al. 2018); timm SEModule, rd_ratio 1/16."
 )(SEModule)
 
 register_attention(
@@ -51,7 +51,7 @@ register_attention(
 )(EcaModule)
 
 register_attention(
-    "cbam", description="CBAM channel then 7×7 spatial gate (Woo et al. 2018); timm CbamModule, reduction 16."
+    "cbam", description="CBAM channel then 7×7 spatial gate (Woo et al. 2018); timm CbamModule, rd_ratio 1/16."
 )(CbamModule)
 
 register_attention(
@@ -75,5 +75,5 @@ register_attention(
 
 register_attention(
     "coord",
-    description="Coordinate attention, pooled along H and W, reduction 32 (Hou et al. 2021); timm CoordAttn.",
+    description="Coordinate attention, pooled along H and W, rd_ratio 1/32 (Hou et al. 2021); timm CoordAttn.",
 )(partial(CoordAttn, rd_ratio=1 / 32, se_factor=1.0))

@@ -77,7 +77,7 @@ def _yaml_mapping(text: str) -> dict[str, Any]:
     except yaml.YAMLError:
         value = None
     if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"expected a YAML mapping such as '{{reduction: 8}}', got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a YAML mapping such as '{{rd_ratio: 0.125}}', got {text!r}")
     return value
 
 

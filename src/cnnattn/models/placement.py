@@ -25,7 +25,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..attention.registry import ALL_STAGES, create_attention, get_attention_info, validate_placement
+from ..attention.registry import (
+    ALL_STAGES,
+    accepted_keywords,
+    check_keywords,
+    create_attention,
+    get_attention_info,
+    validate_placement,
+)
 from .adapters import SLOTS, BackboneAdapter, BlockSite, find_adapter
 
 __all__ = ["Placement", "attach"]
@@ -76,6 +83,12 @@ def _replace_conv(site: BlockSite, conv_name: str, name: str, kwargs: dict[str, 
     if old.kernel_size[0] != old.kernel_size[1] or old.stride[0] != old.stride[1]:
         raise ValueError(f"{site.name}.{conv_name}: only square kernels and strides can be replaced.")
     extras = _conv_extras(old)
+    accepted = accepted_keywords(get_attention_info(name))
+    if accepted is not None and not set(extras) <= set(accepted):
+        raise ValueError(
+            f"{name!r} cannot replace {site.name}.{conv_name} ({old}): it does not accept {sorted(extras)}; it takes "
+            f"{', '.join(accepted)}."
+        )
     try:
         new = create_attention(
             name, old.in_channels, old.out_channels, old.kernel_size[0], old.stride[0], **extras, **kwargs
@@ -127,6 +140,7 @@ def attach(
     """
     info = get_attention_info(attention)
     stage_tuple = validate_placement(info.kind, stages, position, what=f"attention {attention!r}")
+    check_keywords(attention, attn_kwargs)  # before any block changes
     adapter = find_adapter(model)
     all_stages = adapter.stages(model)
     record = Placement(attention, position, stage_tuple, dict(attn_kwargs))
