@@ -185,3 +185,28 @@ def test_data_module_shards_without_overlap(tmp_path: Path) -> None:
         keys.append([i for _, i in sampler])
     assert not set(keys[0]) & set(keys[1]) and len(keys[0]) == len(keys[1]) == 6
     assert sorted(CLASSES) == ClassificationData(str(root), 16, 2).classes
+
+
+def test_a_new_layout_is_one_registry_entry(tmp_path: Path) -> None:
+    """A layout of one's own (here: a folder holding a ``labels.csv``) resolves and opens through the registry, and
+    error messages list it."""
+    from cnnattn.data import sources
+
+    (tmp_path / "labels.csv").write_text("image,label\n")
+    layout = sources.Layout(
+        "csv_list",
+        "a folder with labels.csv",
+        lambda spec: spec if Path(spec, "labels.csv").is_file() else None,
+        lambda root, train: [("image", 0)] if train else [],
+    )
+    sources.register_layout(layout)
+    try:
+        source = resolve_source(tmp_path)
+        assert (source.format, source.location) == ("csv_list", str(tmp_path))
+        assert source.open("train") == [("image", 0)] and source.open("val") == []
+        assert "a folder with labels.csv" in sources.layouts_text()
+        with pytest.raises(ValueError, match="already registered"):
+            sources.register_layout(layout)
+    finally:
+        del sources._LAYOUTS["csv_list"]
+    assert [layout.name for layout in sources.list_layouts()][:2] == ["builtin:digits", "builtin:cluttered"]

@@ -1,18 +1,14 @@
 """Open a classification dataset from a spec: a directory, a zip, or ``builtin:<name>``.
 
-Recognised layouts (checked in this order):
-
-- ``builtin:digits``, ``builtin:cluttered``: scikit-learn's digits, plain or cluttered (no files).
-- ``<file>.zip``: ImageFolder layout inside the zip, ``train/<class>/<image>`` and ``val/`` or ``test/``.
-- CIFAR python format: a directory that is or contains ``cifar-10-batches-py`` or ``cifar-100-python``.
-- Stanford Dogs: ``Images/`` and ``lists/train_list.mat`` (official split).
-- CUB-200-2011: ``images.txt`` and ``train_test_split.txt`` (in the directory or its ``CUB_200_2011/``).
-- ImageFolder directories: ``train/<class>/<image>`` and ``val/<class>/...`` or ``test/<class>/...``.
+Each recognised layout is one :class:`Layout` entry of one registry (:func:`register_layout`, :func:`list_layouts`),
+tried in registration order: the built-in sets, zip files with an ImageFolder layout inside, CIFAR's python format,
+Stanford Dogs, CUB-200-2011 and ImageFolder directories. A new layout is one entry.
 """
 
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,22 +22,59 @@ from .fine_grained import CUB200, CUB_LAYOUT, STANFORD_DOGS_LAYOUT, StanfordDogs
 from .images import read_rgb
 from .zip_folder import ZipImageFolder
 
-__all__ = ["LAYOUTS", "DatasetSource", "open_dataset", "resolve_source"]
+__all__ = ["LAYOUTS", "DatasetSource", "Layout", "list_layouts", "open_dataset", "register_layout", "resolve_source"]
 
 SPLITS = ("train", "val")
 EVAL_FOLDERS = ("val", "test")
-LAYOUTS = (
-    "builtin:digits or builtin:cluttered; a .zip with train/<class>/<image> and val/ or test/; "
-    "a CIFAR python folder (cifar-10-batches-py or cifar-100-python); Stanford Dogs ("
-    f"{STANFORD_DOGS_LAYOUT}); CUB-200-2011 ({CUB_LAYOUT}); or a folder with train/<class>/<image> "
-    "and val/<class>/<image> or test/<class>/<image>"
-)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One dataset layout: its name (a :class:`DatasetSource`'s ``format``), how it reads in an error message, how
+    to find it at a spec, and how to open a split.
+
+    Attributes:
+        name: The format name, e.g. ``'zip'`` or ``'cifar10'``.
+        description: What the layout looks like, for error messages.
+        find: The dataset's location if ``spec`` (the user's string, ``~`` expanded) has this layout, else None.
+        open: ``(location, train)`` → the split as a dataset of ``(PIL RGB image, label)``.
+        flip_invariant: Whether horizontal flips keep labels (not for digits).
+        default_img_size: The input side its images suit (None: the ImageNet default, 224).
+    """
+
+    name: str
+    description: str
+    find: Callable[[str], str | None]
+    open: Callable[[Path, bool], torch.utils.data.Dataset]
+    flip_invariant: bool = True
+    default_img_size: int | None = None
+
+
+_LAYOUTS: dict[str, Layout] = {}
+
+
+def register_layout(layout: Layout) -> Layout:
+    """Add ``layout`` to the registry (tried after the ones before it); ValueError if its name is taken."""
+    if layout.name in _LAYOUTS:
+        raise ValueError(f"dataset layout {layout.name!r} is already registered.")
+    _LAYOUTS[layout.name] = layout
+    return layout
+
+
+def list_layouts() -> list[Layout]:
+    """Every registered layout, in the order they are tried."""
+    return list(_LAYOUTS.values())
+
+
+def layouts_text() -> str:
+    """The registered layouts in one phrase, for error messages."""
+    return "; ".join(layout.description for layout in _LAYOUTS.values())
 
 
 @dataclass(frozen=True)
 class DatasetSource:
-    """A recognised dataset: its format, where it is, whether horizontal flips keep labels, and the input side
-    its images suit (None: the ImageNet default, 224)."""
+    """A recognised dataset: its format (a :class:`Layout` name), where it is, whether horizontal flips keep labels,
+    and the input side its images suit (None: the ImageNet default, 224)."""
 
     format: str
     location: str
@@ -52,19 +85,7 @@ class DatasetSource:
         """The ``'train'`` or ``'val'`` split as an untransformed dataset of ``(PIL RGB image, label)``."""
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}; got {split!r}.")
-        train = split == "train"
-        root = Path(self.location)
-        if self.format.startswith("builtin:"):
-            return BUILTIN_DATASETS[self.format.removeprefix("builtin:")]("train" if train else "test")
-        if self.format == "zip":
-            return ZipImageFolder(root, "train" if train else _zip_eval_split(root))
-        if self.format in ("cifar10", "cifar100"):
-            return CIFARPython(root, self.format, train=train)
-        if self.format == "stanford_dogs":
-            return StanfordDogs(root, "train" if train else "test")
-        if self.format == "cub200":
-            return CUB200(root, "train" if train else "test")
-        return _image_folder(root / ("train" if train else _eval_folder(root)))
+        return _LAYOUTS[self.format].open(Path(self.location), split == "train")
 
 
 def _zip_eval_split(path: Path) -> str:
@@ -90,42 +111,87 @@ def _image_folder(root: Path) -> ImageFolder:
         raise DataError(f"{root}: {err} (expected <class>/<image> folders).") from None
 
 
-def _cifar(root: Path) -> DatasetSource | None:
-    for folder, fmt in (("cifar-10-batches-py", "cifar10"), ("cifar-100-python", "cifar100")):
+def _directory(spec: str) -> Path | None:
+    path = Path(spec)
+    return path if path.is_dir() else None
+
+
+def _builtin(name: str, img_size: int) -> Layout:
+    return Layout(
+        f"builtin:{name}",
+        f"builtin:{name}",
+        lambda spec: "" if spec == f"builtin:{name}" else None,
+        lambda _, train: BUILTIN_DATASETS[name]("train" if train else "test"),
+        flip_invariant=False,
+        default_img_size=img_size,
+    )
+
+
+def _cifar(name: str, folder: str) -> Layout:
+    def find(spec: str) -> str | None:
+        root = _directory(spec)
+        if root is None:
+            return None
         if root.name == folder:
-            return DatasetSource(fmt, str(root.parent), default_img_size=32)
-        if (root / folder).is_dir():
-            return DatasetSource(fmt, str(root), default_img_size=32)
+            return str(root.parent)
+        return str(root) if (root / folder).is_dir() else None
+
+    return Layout(name, f"a CIFAR python folder ({folder})", find,
+                  lambda root, train: CIFARPython(root, name, train=train), default_img_size=32)  # fmt: skip
+
+
+def _cub(spec: str) -> str | None:
+    root = _directory(spec)
+    for candidate in () if root is None else (root, root / "CUB_200_2011"):
+        if (candidate / "images.txt").is_file() and (candidate / "train_test_split.txt").is_file():
+            return str(candidate)
     return None
+
+
+def _found(root: Path | None, *children: str) -> str | None:
+    return str(root) if root is not None and all((root / child).is_dir() for child in children) else None
+
+
+register_layout(_builtin("digits", 32))
+register_layout(_builtin("cluttered", 40))
+register_layout(Layout(
+    "zip", "a .zip with train/<class>/<image> and val/ or test/",
+    lambda spec: spec if Path(spec).is_file() and zipfile.is_zipfile(spec) else None,
+    lambda root, train: ZipImageFolder(root, "train" if train else _zip_eval_split(root)),
+))  # fmt: skip
+register_layout(_cifar("cifar10", "cifar-10-batches-py"))
+register_layout(_cifar("cifar100", "cifar-100-python"))
+register_layout(Layout(
+    "stanford_dogs", f"Stanford Dogs ({STANFORD_DOGS_LAYOUT})",
+    lambda spec: _found(_directory(spec), "Images", "lists"),
+    lambda root, train: StanfordDogs(root, "train" if train else "test"),
+))  # fmt: skip
+register_layout(Layout(
+    "cub200", f"CUB-200-2011 ({CUB_LAYOUT})", _cub, lambda root, train: CUB200(root, "train" if train else "test")
+))  # fmt: skip
+register_layout(Layout(
+    "folder", "a folder with train/<class>/<image> and val/<class>/<image> or test/<class>/<image>",
+    lambda spec: _found(_directory(spec), "train"),
+    lambda root, train: _image_folder(root / ("train" if train else _eval_folder(root))),
+))  # fmt: skip
+LAYOUTS = layouts_text()
 
 
 def resolve_source(spec: str | Path) -> DatasetSource:
     """Recognise the dataset at ``spec``; :class:`DataError` naming the path and the layouts if none fits."""
     text = str(spec)
-    if text.startswith("builtin:"):
-        name = text.removeprefix("builtin:")
-        if name not in BUILTIN_DATASETS:
-            raise DataError(
-                f"unknown built-in dataset {text!r}; choose from {[f'builtin:{n}' for n in BUILTIN_DATASETS]}."
-            )
-        return DatasetSource(text, "", flip_invariant=False, default_img_size=32 if name == "digits" else 40)
+    if text.startswith("builtin:") and text not in _LAYOUTS:
+        builtins = [name for name in _LAYOUTS if name.startswith("builtin:")]
+        raise DataError(f"unknown built-in dataset {text!r}; choose from {builtins}.")
     root = Path(text).expanduser()
-    if not root.exists():
-        raise DataError(f"{root}: no such file or directory; expected {LAYOUTS}.")
-    if root.is_file():
-        if not zipfile.is_zipfile(root):
-            raise DataError(f"{root}: a file but not a zip; expected {LAYOUTS}.")
-        return DatasetSource("zip", str(root))
-    if cifar := _cifar(root):
-        return cifar
-    if (root / "Images").is_dir() and (root / "lists").is_dir():
-        return DatasetSource("stanford_dogs", str(root))
-    for candidate in (root, root / "CUB_200_2011"):
-        if (candidate / "images.txt").is_file() and (candidate / "train_test_split.txt").is_file():
-            return DatasetSource("cub200", str(candidate))
-    if (root / "train").is_dir():
-        return DatasetSource("folder", str(root))
-    raise DataError(f"{root}: unrecognised dataset layout; expected {LAYOUTS}.")
+    if not text.startswith("builtin:") and not root.exists():
+        raise DataError(f"{root}: no such file or directory; expected {layouts_text()}.")
+    for layout in _LAYOUTS.values():
+        location = layout.find(text if text.startswith("builtin:") else str(root))
+        if location is not None:
+            return DatasetSource(layout.name, location, layout.flip_invariant, layout.default_img_size)
+    what = "a file but not a zip" if root.is_file() else "unrecognised dataset layout"
+    raise DataError(f"{root}: {what}; expected {layouts_text()}.")
 
 
 def open_dataset(spec: str | Path, split: str) -> torch.utils.data.Dataset:
