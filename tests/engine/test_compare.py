@@ -17,7 +17,8 @@ from cnnattn.analysis.stats import t_critical
 from cnnattn.cli import main
 from cnnattn.engine import TrainConfig
 from cnnattn.engine.compare import CompareRow, add_paired_differences, compare, differences, variant_model
-from cnnattn.engine.training import _data, training_model
+from cnnattn.engine.tasks import get_task
+from cnnattn.engine.training import training_model
 from tiny_detection import voc_flat
 
 BASE = TrainConfig(
@@ -185,7 +186,7 @@ def test_a_seed_gives_every_variant_the_same_backbone_weights_and_data_order(var
     def start(model: str) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         config = BASE.replace(model=model, seed=3)
         pl.seed_everything(config.seed, workers=True, verbose=False)  # what train() does first
-        data, config = _data(config)
+        data, config = get_task(config.task).data(config)
         weights = training_model(config, data.num_classes).state_dict()
         data.setup("fit")
         return weights, next(iter(data.train_dataloader()))[1]

@@ -111,3 +111,14 @@ def test_schedules() -> None:
     floor = WarmupSchedule("cosine", total_steps=10, min_ratio=0.01)
     assert floor(10) == pytest.approx(0.01) and not math.isnan(floor(5))
     assert WarmupSchedule("none", total_steps=10)(7) == 1.0
+
+
+def test_recipes_with_das_and_aw_reduction_read_as_rd_ratio() -> None:
+    """Recipes (and checkpoints) of cnnattn 0.1.0 gave DAS and AW ``reduction=r``; they load as ``rd_ratio=1/r``."""
+    assert TrainConfig(model="resnet18_das", attn_kwargs={"reduction": 8}).attn_kwargs == {"rd_ratio": 0.125}
+    assert TrainConfig(model="resnet18_aw", attn_kwargs={"reduction": 4, "rank": 2}).attn_kwargs == {
+        "rank": 2,
+        "rd_ratio": 0.25,
+    }
+    se = TrainConfig(model="resnet18_se", attn_kwargs={"reduction": 8})
+    assert se.attn_kwargs == {"reduction": 8}  # refused when the model is built, naming rd_ratio

@@ -11,6 +11,7 @@ import torch
 from cnnattn.cli import main
 from cnnattn.engine import TrainConfig, load_training_checkpoint, train
 from cnnattn.engine.evaluate import evaluate
+from cnnattn.engine.tasks import get_task
 from tiny_detection import coco_tree, voc_flat, voc_standard
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -63,8 +64,18 @@ def test_bf16_autocast_trains_a_detector_on_cpu(tmp_path: Path) -> None:
 
 def test_detection_lr_follows_the_batch_per_16_rule() -> None:
     config = TrainConfig(task="detect", batch_size=4, opt="sgd")
-    assert config.resolved_lr(world_size=2) == pytest.approx(0.02 * 8 / 16)
+    detector = get_task("detect").lightning_module(torch.nn.Linear(1, 1), config, _FakeData())
+    assert detector.peak_lr(world_size=2) == pytest.approx(0.02 * 8 / 16)
     assert TrainConfig(batch_size=64, opt="sgd").resolved_lr(1) == pytest.approx(0.1 * 64 / 256)
+
+
+class _FakeData:
+    """What DetectorModule reads of a data module: class names and the validation split."""
+
+    classes = ("raccoon",)
+
+    def split(self, name: str) -> list:
+        return []
 
 
 def test_eval_refuses_data_with_other_classes(tmp_path: Path) -> None:

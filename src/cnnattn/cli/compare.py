@@ -44,11 +44,12 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..engine.compare import compare, differences, localization_notes, table
+    from ..engine.tasks import get_task
 
     quiet_lightning()
     base = recipe(args)
-    if base.task == "classify" and not args.config:
-        base = recipe(args, **COMPARE_RECIPE)
+    if not args.config:  # the task's comparison recipe, under the user's flags
+        base = recipe(args, **get_task(base.task).compare_recipe)
     rows = compare(
         base,
         args.attention,

@@ -18,6 +18,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..engine import train
+    from ..engine.tasks import get_task
 
     config = recipe(args)
     quiet_lightning()
@@ -30,13 +31,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_dict()))
         return 0
-    if result.task == "detect":
-        m = result.metrics
-        scores = (
-            f"val AP {m.get('AP', float('nan')):.2f} (best {m['best_AP']:.2f}), AP50 {m.get('AP50', float('nan')):.2f}"
-        )
-    else:
-        scores = f"val top-1 {result.top1:.2f} % (best {result.best_top1:.2f} %), top-5 {result.top5:.2f} %"
+    scores = get_task(result.task).scores(result)
     print(
         f"done: {result.epochs} epochs in {result.seconds / 60:.1f} min; {scores}\ncheckpoints: "
         f"{result.last_checkpoint}, {result.best_checkpoint}\nlogs and results: {result.output}"

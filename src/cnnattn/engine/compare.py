@@ -19,7 +19,6 @@ import csv
 import io
 import itertools
 import json
-import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -37,35 +36,15 @@ from ..visualize.localization import LOCALIZATION_KEYS
 from .config import DEFAULT_ATTENTIONS, TrainConfig
 from .errors import TrainingInterrupted
 from .history import epoch_curve
+from .tasks import TaskMetrics, get_task
 from .training import TrainResult, build_model, train
 
 __all__ = [
-    "TASK_METRICS", "CompareRow", "TaskMetrics", "add_paired_differences", "compare", "describe_recipe",
+    "CompareRow", "add_paired_differences", "compare", "describe_recipe",
     "differences", "headers", "variant_model",
 ]  # fmt: skip
 
 Report = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class TaskMetrics:
-    """What a task's comparison reports: the main validation metric (judged for differences) and a second one,
-    both in percent, as keys of ``TrainResult.metrics`` and as column labels."""
-
-    main: str
-    second: str
-    main_label: str
-    second_label: str
-
-    def of(self, result: TrainResult) -> tuple[float, float]:
-        """(main, second) of one run; results of older versions keep top-1/top-5 as attributes only."""
-        return tuple(result.metrics.get(k, getattr(result, k, math.nan)) for k in (self.main, self.second))
-
-
-TASK_METRICS = {
-    "classify": TaskMetrics("top1", "top5", "top-1", "top-5"),
-    "detect": TaskMetrics("AP", "AP50", "AP", "AP50"),
-}
 
 
 @dataclass
@@ -102,7 +81,7 @@ class CompareRow:
 
     @property
     def metrics(self) -> TaskMetrics:
-        return TASK_METRICS[self.task]
+        return get_task(self.task).metrics
 
     def cells(self) -> tuple[str, ...]:
         return (
@@ -149,7 +128,7 @@ class CompareRow:
 
 def headers(task: str = "classify", localized: bool = False) -> tuple[str, ...]:
     """The table's column labels for ``task`` (and the localisation columns)."""
-    m = TASK_METRICS[task]
+    m = get_task(task).metrics
     columns = ("variant", "model", f"{m.main_label} % (mean ± std)", f"{m.second_label} %", "params (M)", "MMACs",
                "Δ vs baseline, paired [95 % CI]", "latency (ms)", "train (min)")  # fmt: skip
     return columns + (("pointing % attn / Grad-CAM", "energy in box % attn / Grad-CAM") if localized else ())
@@ -209,7 +188,7 @@ class _Remaining:
 
 
 def _summarise(variant: str, config: TrainConfig, runs: list[TrainResult]) -> CompareRow:
-    metrics = TASK_METRICS[config.task]
+    metrics = get_task(config.task).metrics
     model = build_model(config.replace(init_checkpoint=None), model_classes(runs[0]))  # for size and cost only
     main, second = zip(*(metrics.of(r) for r in runs), strict=True)
     return CompareRow(
@@ -231,7 +210,7 @@ def _summarise(variant: str, config: TrainConfig, runs: list[TrainResult]) -> Co
 
 def _check_localization(base: TrainConfig) -> None:
     """Before any training: localisation needs a classifier and data whose objects have boxes."""
-    if base.task != "classify":
+    if get_task(base.task).detects:
         raise ValueError("localization scores classifiers; drop --localization for detection.")
     if base.data != "builtin:cluttered":
         raise ValueError(
@@ -254,7 +233,7 @@ def _localize(row: CompareRow, runs: list[TrainResult], data: str, say: Report) 
 
 def model_classes(result: TrainResult) -> int:
     """The output count of a run's model: its classes, plus the background for a detector."""
-    return result.num_classes + (result.task == "detect")
+    return get_task(result.task).outputs(result.num_classes)
 
 
 def compare(
@@ -295,7 +274,7 @@ def compare(
     )
     results: dict[str, list[TrainResult]] = {variant: [] for variant in models}
     planned: dict[str, TrainConfig] = {}
-    metrics = TASK_METRICS[base.task]
+    metrics = get_task(base.task).metrics
     for index, (seed, variant) in enumerate(itertools.product(range(seeds), models), start=1):
         label = f"[{index}/{remaining.total}] {variant} · seed {seed}"
         run_output = str(output / f"{variant}-s{seed}")
@@ -317,7 +296,7 @@ def compare(
         repeats=latency_repeats,
         memory=False,
         num_classes=model_classes(runs[0]),
-        detector=resolved.detector if resolved.task == "detect" else None,
+        detector=resolved.detector if get_task(resolved.task).detects else None,
         model_kwargs=resolved.model_kwargs,
     )
     for row, timing in zip(rows, latencies, strict=True):
@@ -346,10 +325,7 @@ def _write_curves(results: dict[str, list[TrainResult]], output: Path, metrics: 
 def describe_recipe(base: TrainConfig, seeds: int, img_size: int | None, budget: float | None) -> str:
     """One line: data, size, epochs, batch, optimiser, schedule, label smoothing or detector, seeds."""
     subset = f" ({base.train_subset} train images)" if base.train_subset else ""
-    detect = base.task == "detect"
-    size = f"{img_size} px short side" if detect and img_size else f"{img_size}×{img_size} px" if img_size else (
-        "the data's default size")  # fmt: skip
-    task = f"{base.detector} detector" if detect else f"label smoothing {base.label_smoothing}"
+    size, task = get_task(base.task).describe(base, img_size)
     return (
         f"data {base.data}{subset}, {size}, {base.epochs} epochs{f' or {budget} min in all' if budget else ''}, "
         f"batch {base.batch_size}, {base.opt} lr {base.lr or 'scaled'}, {base.sched} schedule, {task}, "

@@ -17,7 +17,6 @@ WEIGHT_DECAY = {"sgd": 1e-4, "adamw": 0.05}
 BAD_IMAGE = ("skip", "error")
 TASKS = ("classify", "detect")
 DETECTOR_ARCHS = ("fasterrcnn", "retinanet", "fcos")  # cnnattn.models.DETECTORS
-DETECTION_LR_BASE = 0.02  # SGD, per global batch of 16 images (torchvision's and Detectron2's recipes)
 AUGMENTS = ("auto", "crop", "rrc", "none")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 # The built-in comparison (`cnnattn compare` without --config): short enough that five variants × two seeds
@@ -151,7 +150,8 @@ class TrainConfig:
                        "stride 1, no max pool) or '{drop_path_rate: 0.1}'"),
     )  # fmt: skip
     attn_kwargs: dict[str, Any] = field(
-        default_factory=dict, metadata=_meta("attention constructor arguments as a YAML mapping, e.g. '{reduction: 8}'")
+        default_factory=dict,
+        metadata=_meta("attention constructor arguments as a YAML mapping, e.g. '{rd_ratio: 0.125}'"),
     )
     init_checkpoint: str | None = _setting(None, "local state dict to start from (e.g. ImageNet weights)")
     progress: bool = _setting(True, "progress: a bar on a terminal, one line per epoch when stdout is a file or pipe")
@@ -162,6 +162,7 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
+        self.attn_kwargs = _rd_ratio_for_reduction(self.model, self.attn_kwargs)
         self.validate()
 
     def validate(self) -> None:
@@ -182,19 +183,13 @@ class TrainConfig:
                 "nothing to synchronise; choose one."
             )
 
-    @property
-    def frozen_bn(self) -> bool:
-        """``freeze_bn`` resolved: unset means frozen for detection, trained for classification."""
-        return self.task == "detect" if self.freeze_bn is None else self.freeze_bn
-
-    def resolved_lr(self, world_size: int) -> float:
-        """The peak learning rate for a global batch of ``batch_size × world_size`` (per 256 images for
-        classification, per 16 for detection with SGD: 0.02 × batch / 16)."""
+    def resolved_lr(self, world_size: int, base: float | None = None, per_images: int = 256) -> float:
+        """The peak learning rate for a global batch of ``batch_size × world_size``: ``lr`` if set, else ``lr_base``
+        (or ``base``, or the optimiser's default) per ``per_images`` images. Detectors with SGD pass 0.02 per 16
+        (:class:`~cnnattn.engine.detector_module.DetectorModule`)."""
         if self.lr is not None:
             return self.lr
-        if self.task == "detect" and self.opt == "sgd":
-            return (self.lr_base or DETECTION_LR_BASE) * self.batch_size * world_size / 16
-        return (self.lr_base or LR_BASE[self.opt]) * self.batch_size * world_size / 256
+        return (self.lr_base or base or LR_BASE[self.opt]) * self.batch_size * world_size / per_images
 
     def resolved_weight_decay(self) -> float:
         return WEIGHT_DECAY[self.opt] if self.weight_decay is None else self.weight_decay
@@ -204,6 +199,15 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
+
+
+def _rd_ratio_for_reduction(model: str, attn_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """DAS's and AW's ``reduction=r`` of recipes and checkpoints of cnnattn 0.1.0 read as timm's ``rd_ratio=1/r``
+    (every other module never took ``reduction``, and still refuses it, naming ``rd_ratio``)."""
+    if "reduction" not in attn_kwargs or not model.endswith(("_das", "_aw")):
+        return attn_kwargs
+    kwargs = {k: v for k, v in attn_kwargs.items() if k != "reduction"}
+    return {**kwargs, "rd_ratio": 1 / attn_kwargs["reduction"]}
 
 
 def _in_range(name: str, value: object) -> None:

@@ -41,6 +41,9 @@ def predict_all(model: nn.Module, batches: Any, device: torch.device | str = "cp
     return predictions
 
 
+DETECTION_LR_BASE = 0.02  # SGD, per global batch of 16 images
+
+
 class DetectorModule(RecipeModule):
     """The detector's own losses (summed) for training; AP, AP50, AP75, APs/m/l and AR100 (percent, pycocotools)
     on the validation split, gathered from every process.
@@ -51,6 +54,12 @@ class DetectorModule(RecipeModule):
         classes: Class names (without the background).
         val_set: The validation split, the ground truth of the metrics.
     """
+
+    def peak_lr(self, world_size: int) -> float:
+        """With SGD, 0.02 per global batch of 16 images (torchvision's and Detectron2's recipes)."""
+        if self.config.opt == "sgd":
+            return self.config.resolved_lr(world_size, DETECTION_LR_BASE, per_images=16)
+        return super().peak_lr(world_size)
 
     def __init__(self, model: nn.Module, config: TrainConfig, classes: list[str], val_set: DetectionSet) -> None:
         super().__init__(model, config, classes)

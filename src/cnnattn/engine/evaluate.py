@@ -3,7 +3,7 @@ COCO metrics (pycocotools) for detectors."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,18 +24,30 @@ __all__ = ["INFERENCE_PRECISIONS", "evaluate"]
 INFERENCE_PRECISIONS = {"32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def _evaluate_detection(
-    checkpoint: str | Path,
-    model: nn.Module,
-    config: TrainConfig,
-    classes: list[str],
-    data: str,
-    batch_size: int,
-    workers: int,
-    device: str,
-) -> dict:
-    """COCO metrics (percent, pycocotools) of a detector on the validation split of ``data``."""
-    module = DetectionData(data, batch_size, workers, seed=config.seed, val_fraction=config.val_fraction)
+@dataclass(frozen=True)
+class _Request:
+    """What ``evaluate`` was asked for: the checkpoint's model, recipe and classes, and the run's settings."""
+
+    checkpoint: str | Path
+    model: nn.Module
+    config: TrainConfig
+    classes: list[str]
+    data: str
+    precisions: list[str]
+    img_size: int | None
+    batch_size: int | None
+    workers: int
+    device: str
+
+
+def _evaluate_detection(r: _Request) -> dict:
+    """COCO metrics (percent, pycocotools) of a detector on the validation split of ``r.data``."""
+    if r.precisions != ["32"]:
+        raise ValueError("--precision compares classifiers' top-1; evaluate a detector in float32.")
+    checkpoint, model, config, classes, data, device = r.checkpoint, r.model, r.config, r.classes, r.data, r.device
+    # the training batch size by default: a detector pads each batch to its largest image, which moves boxes
+    batch_size = r.batch_size or config.batch_size
+    module = DetectionData(data, batch_size, r.workers, seed=config.seed, val_fraction=config.val_fraction)
     if module.classes != classes:
         raise DataError(
             f"{data}: its classes ({len(module.classes)}: {module.classes[:5]}...) differ from the checkpoint's "
@@ -48,15 +60,13 @@ def _evaluate_detection(
     return {**info, "img_size": config.img_size, "images": len(predictions), **metrics}
 
 
-def _check_precisions(precisions: Sequence[str], device: str, task: str) -> list[str]:
+def _check_precisions(precisions: Sequence[str], device: str) -> list[str]:
     """The precisions to run, float32 first (the reference); ValueError naming the fix for a bad request."""
     unknown = [p for p in precisions if p not in INFERENCE_PRECISIONS]
     if unknown:
         raise ValueError(f"unknown precision(s) {', '.join(unknown)}; choose from {', '.join(INFERENCE_PRECISIONS)}.")
     if "fp16" in precisions and torch.device(device).type != "cuda":
         raise ValueError("fp16 inference runs on CUDA only (--device cuda); on CPU compare bf16.")
-    if task == "detect" and list(precisions) != ["32"]:
-        raise ValueError("--precision compares classifiers' top-1; evaluate a detector in float32.")
     return ["32", *dict.fromkeys(p for p in precisions if p != "32")]
 
 
@@ -106,14 +116,19 @@ def evaluate(
     ``fp16`` on CUDA) run the same images under autocast and add ``precisions[p]``: their top-1/top-5/loss and
     ``agreement``, the percentage of images whose top-1 class equals float32's.
     """
+    chosen = _check_precisions(precisions, device)
     model, config, classes = load_trained_model(checkpoint)
-    data = data or config.data
-    chosen = _check_precisions(precisions, device, config.task)
-    if config.task == "detect":
-        # the training batch size by default: a detector pads each batch to its largest image, which moves boxes
-        batch = batch_size or config.batch_size
-        return _evaluate_detection(checkpoint, model, config, classes, data, batch, workers, device)
-    module = ClassificationData(data, img_size or config.img_size, batch_size or 128, workers, seed=config.seed)
+    request = _Request(checkpoint, model, config, classes, data or config.data, chosen, img_size, batch_size, workers,
+                       device)  # fmt: skip
+    return EVALUATORS[config.task](request)
+
+
+def _evaluate_classifier(r: _Request) -> dict:
+    """Top-1/top-5 and mean loss of a classifier on the validation split of ``r.data``, in each precision."""
+    checkpoint, model, config, classes, data, device, chosen = (
+        r.checkpoint, r.model, r.config, r.classes, r.data, r.device, r.precisions
+    )  # fmt: skip
+    module = ClassificationData(data, r.img_size or config.img_size, r.batch_size or 128, r.workers, seed=config.seed)
     if module.classes != classes:
         raise DataError(
             f"{data}: its classes ({len(module.classes)}: {module.classes[:5]}...) differ from the checkpoint's "
@@ -147,3 +162,6 @@ def evaluate(
     if len(chosen) > 1:
         result["precisions"] = {p: tallies[p].metrics(images) for p in chosen[1:]}
     return result
+
+
+EVALUATORS: dict[str, Callable[[_Request], dict]] = {"classify": _evaluate_classifier, "detect": _evaluate_detection}

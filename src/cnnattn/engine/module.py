@@ -66,9 +66,13 @@ class RecipeModule(pl.LightningModule):
         """The weights that are evaluated: the EMA copy when EMA is on."""
         return self.ema.module if self.ema is not None else self.model
 
+    def peak_lr(self, world_size: int) -> float:
+        """The peak learning rate of the recipe for ``world_size`` processes (per 256 images)."""
+        return self.config.resolved_lr(world_size)
+
     def configure_optimizers(self) -> dict[str, Any]:
         config = self.config
-        lr = config.resolved_lr(self.trainer.world_size)
+        lr = self.peak_lr(self.trainer.world_size)
         optimizer = create_optimizer_v2(  # frozen parameters (a detector's first stages) are left out
             self.model, opt=config.opt, lr=lr, weight_decay=config.resolved_weight_decay(), momentum=config.momentum
         )

@@ -45,13 +45,7 @@ def predict(
     model.to(device)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    if config.task == "detect":
-        meta = load_training_checkpoint(checkpoint)[CHECKPOINT_KEY]
-        ids = meta.get("category_ids") or list(range(1, len(classes) + 1))
-        results = [r for f in files for r in _detect(model, f, classes, ids, score_threshold, output, device)]
-    else:
-        transform = build_transform(config.img_size, train=False)
-        results = [_classify(model, f, classes, transform, device) for f in files]
+    results = PREDICTORS[config.task](checkpoint, model, config, classes, files, score_threshold, output, device)
     atomic_write_text(output / "predictions.json", json.dumps(results, indent=1) + "\n")
     return results
 
@@ -79,3 +73,19 @@ def _classify(model: torch.nn.Module, path: Path, classes: list[str], transform,
     top = probabilities.topk(min(5, len(classes)))
     ranked = [{"class": classes[i], "score": s} for s, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]
     return {"image": path.name, "top5": ranked}
+
+
+def _detect_all(checkpoint: str | Path, model: torch.nn.Module, config: object, classes: list[str],
+                files: list[Path], threshold: float, output: Path, device: str) -> list[dict]:  # fmt: skip
+    meta = load_training_checkpoint(checkpoint)[CHECKPOINT_KEY]
+    ids = meta.get("category_ids") or list(range(1, len(classes) + 1))
+    return [r for f in files for r in _detect(model, f, classes, ids, threshold, output, device)]
+
+
+def _classify_all(checkpoint: str | Path, model: torch.nn.Module, config: object, classes: list[str],
+                  files: list[Path], threshold: float, output: Path, device: str) -> list[dict]:  # fmt: skip
+    transform = build_transform(config.img_size, train=False)
+    return [_classify(model, f, classes, transform, device) for f in files]
+
+
+PREDICTORS = {"classify": _classify_all, "detect": _detect_all}  # by the recipe's task

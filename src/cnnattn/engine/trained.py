@@ -11,6 +11,7 @@ from ..visualize.show import Subject
 from .checkpoint_io import TRAINING_CHECKPOINT, load_training_checkpoint
 from .config import TrainConfig
 from .module import CHECKPOINT_KEY
+from .tasks import get_task
 from .training import build_model
 
 __all__ = ["load_trained_model", "trained_subject", "training_recipe"]
@@ -20,8 +21,8 @@ def load_trained_model(checkpoint: str | Path) -> tuple[nn.Module, TrainConfig, 
     """The model of a training checkpoint (its EMA weights when the run used EMA), its recipe and classes."""
     state = load_training_checkpoint(checkpoint)
     config, classes = training_recipe(state, checkpoint)
-    background = 1 if config.task == "detect" else 0  # detectors count the background as a class
-    model = build_model(config.replace(init_checkpoint=None), len(classes) + background)  # weights: the checkpoint
+    outputs = get_task(config.task).outputs(len(classes))  # detectors count the background as a class
+    model = build_model(config.replace(init_checkpoint=None), outputs)  # weights: the checkpoint
     prefix = "ema.module." if config.ema_decay else "model."
     weights = {k.removeprefix(prefix): v for k, v in state["state_dict"].items() if k.startswith(prefix)}
     try:
@@ -49,7 +50,8 @@ def trained_subject(checkpoint: str | Path, img_size: int | None = None) -> Subj
     """The model of a training checkpoint (as ``cnnattn eval`` loads it) to look at, labelled by its run."""
     network, config, classes = load_trained_model(checkpoint)
     side = img_size or config.img_size or 224
-    return Subject(_checkpoint_label(Path(checkpoint)), network.eval(), classes, side, config.task)
+    detects = get_task(config.task).detects
+    return Subject(_checkpoint_label(Path(checkpoint)), network.eval(), classes, side, detects)
 
 
 def _checkpoint_label(path: Path) -> str:

@@ -26,17 +26,13 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from timm.layers import convert_sync_batchnorm
 from torch import nn
 
-from ..data import ClassificationData, DetectionData
-from ..models import create_detector, create_model
-from ..models.norm import freeze_batch_norm
 from ..utils import atomic_write_text
 from .checkpoint_io import AtomicCheckpointIO
 from .config import PRECISIONS, TrainConfig
-from .detector_module import DetectorModule
 from .errors import TrainingInterrupted
-from .module import ClassifierModule, RecipeModule
 from .preemption import PreemptionCheckpoint, SIGTERMException
 from .progress import progress_callbacks
+from .tasks import get_task
 
 __all__ = ["TrainResult", "build_model", "default_output", "train"]
 
@@ -55,20 +51,20 @@ NOISY_WARNINGS = (
 @dataclass
 class TrainResult:
     """Metrics of a finished run, in percent on the validation split after the last epoch: top-1/top-5 for
-    classification (NaN for detection); ``metrics`` holds every validation metric by name (detection: AP,
+    classification (None for detection); ``metrics`` holds every validation metric by name (detection: AP,
     AP50, AP75, APs/m/l, AR100, and ``best_AP``). ``seconds``: wall-clock training time (validation included),
     summed over every start of a resumed run up to its last checkpoint, then this start's."""
 
     output: str
     num_classes: int
-    top1: float
-    top5: float
     loss: float
-    best_top1: float
     epochs: int
     seconds: float
     last_checkpoint: str
     best_checkpoint: str
+    top1: float | None = None
+    top5: float | None = None
+    best_top1: float | None = None
     task: str = "classify"
     metrics: dict[str, float] = field(default_factory=dict)
 
@@ -82,35 +78,10 @@ def default_output(config: TrainConfig) -> Path:
     return Path("runs") / f"{config.model}-{name}-s{config.seed}"
 
 
-DETECTION_IMG_SIZE = 800  # torchvision's min_size
-DETECTION_MAX_RATIO = 1333 / 800  # torchvision's max_size / min_size
-
-
 def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
     """The model of a recipe, from ``init_checkpoint`` if set, with frozen BatchNorm if asked; for detection,
     the detector on the backbone ``config.model`` (``num_classes`` then counts the background)."""
-    if config.task == "detect":
-        size = config.img_size or DETECTION_IMG_SIZE
-        return create_detector(
-            config.detector,
-            config.model,
-            num_classes,
-            trainable_layers=config.trainable_layers,
-            frozen_bn=config.frozen_bn,
-            min_size=size,
-            max_size=round(size * DETECTION_MAX_RATIO),
-            checkpoint_path=config.init_checkpoint,
-            attn_kwargs=config.attn_kwargs or None,
-            backbone_kwargs=config.model_kwargs or None,
-        )
-    model = create_model(
-        config.model,
-        num_classes=num_classes,
-        attn_kwargs=config.attn_kwargs or None,
-        checkpoint_path=config.init_checkpoint,
-        **config.model_kwargs,
-    )
-    return freeze_batch_norm(model) if config.frozen_bn else model
+    return get_task(config.task).build_model(config, num_classes)
 
 
 def training_model(config: TrainConfig, num_classes: int) -> nn.Module:
@@ -161,7 +132,7 @@ def _trainer(config: TrainConfig, output: Path, callbacks: Sequence[Callback], l
     accelerator = "gpu" if config.accelerator == "auto" and torch.cuda.is_available() else config.accelerator
     accelerator = "cpu" if accelerator == "auto" else accelerator
     folder = output / "checkpoints"
-    monitor = "val/AP" if config.task == "detect" else "val/top1"
+    monitor = get_task(config.task).monitor
     best = ModelCheckpoint(folder, "best", monitor=monitor, mode="max", enable_version_counter=False)
     last = ModelCheckpoint(folder, "last", enable_version_counter=False)  # every epoch, replacing the previous
     progress = progress_callbacks(config.progress, label)
@@ -204,17 +175,11 @@ def train(
     output = Path(config.output) if config.output else default_output(config)
     ckpt_path = _check_output(output, resume)
     pl.seed_everything(config.seed, workers=True, verbose=False)
-    data, config = _data(config)
+    task = get_task(config.task)
+    data, config = task.data(config)
     config = config.replace(output=str(output))
-    model = training_model(config, data.num_classes)
-    if config.task == "detect":
-        module: RecipeModule = DetectorModule(model, config, data.classes, data.split("val"))
-    else:
-        module = ClassifierModule(model, config, data.classes)
-    if config.log_maps and config.tensorboard and config.task == "classify":
-        from .map_logger import AttentionMapLogger
-
-        callbacks = [*callbacks, AttentionMapLogger(config.log_maps)]
+    module = task.lightning_module(training_model(config, data.num_classes), config, data)
+    callbacks = [*callbacks, *task.callbacks(config)]
     trainer = _trainer(config, output, callbacks, label or config.model)
     if trainer.is_global_zero:
         output.mkdir(parents=True, exist_ok=True)
@@ -242,27 +207,6 @@ def _interrupted(trainer: pl.Trainer, output: Path) -> TrainingInterrupted:
     )
 
 
-def _data(config: TrainConfig) -> tuple[ClassificationData | DetectionData, TrainConfig]:
-    """The data module of the recipe's task, and the recipe with its image size resolved."""
-    common = dict(seed=config.seed, on_bad_image=config.on_bad_image, train_subset=config.train_subset)
-    if config.task == "detect":
-        hflip = 0.5 if config.hflip is None else config.hflip
-        data = DetectionData(
-            config.data, config.batch_size, config.workers, hflip=hflip, val_fraction=config.val_fraction, **common
-        )
-        return data, config.replace(img_size=config.img_size or DETECTION_IMG_SIZE)
-    data = ClassificationData(
-        config.data,
-        config.img_size,
-        config.batch_size,
-        config.workers,
-        augment=config.augment,  # type: ignore[arg-type]
-        hflip=config.hflip,
-        **common,  # type: ignore[arg-type]
-    )
-    return data, config.replace(img_size=data.img_size)
-
-
 def _yaml(config: TrainConfig) -> str:
     import yaml
 
@@ -273,23 +217,18 @@ def _result(trainer: pl.Trainer, output: Path) -> TrainResult:
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     best = trainer.checkpoint_callback.best_model_score  # the first ModelCheckpoint: best validation top-1 or AP
     best = float(best) if best is not None else float("nan")
-    task = trainer.lightning_module.config.task
+    task = get_task(trainer.lightning_module.config.task)
     validation = {k.removeprefix("val/"): v for k, v in metrics.items() if k.startswith("val/")}
-    if task == "detect":
-        validation["best_AP"] = best
     result = TrainResult(
         output=str(output),
         num_classes=len(trainer.lightning_module.classes),
-        top1=metrics.get("val/top1", float("nan")),
-        top5=metrics.get("val/top5", float("nan")),
         loss=metrics.get("val/loss", float("nan")),
-        best_top1=best if task == "classify" else float("nan"),
         epochs=trainer.current_epoch,
         seconds=next(c for c in trainer.callbacks if isinstance(c, Timer)).time_elapsed("train"),
         last_checkpoint=str(output / "checkpoints" / "last.ckpt"),
         best_checkpoint=str(output / "checkpoints" / "best.ckpt"),
-        task=task,
-        metrics=validation,
+        task=task.name,
+        **{"metrics": validation, **task.result_fields(validation, best)},
     )
     if trainer.is_global_zero:
         atomic_write_text(output / "results.json", json.dumps(result.to_dict(), indent=2) + "\n")

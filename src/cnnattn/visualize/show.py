@@ -33,14 +33,14 @@ METHODS = ("attention", "offsets", "gradcam", "gradcampp", "eigencam")
 
 @dataclass
 class Subject:
-    """A model to look at: its column label, the model (eval mode), class names, input side and task
-    (``classify`` or ``detect``)."""
+    """A model to look at: its column label, the model (eval mode), class names, input side, and whether it is a
+    detector (boxes drawn, CAMs on its feature pyramid)."""
 
     label: str
     model: nn.Module
     classes: list[str]
     img_size: int
-    task: str = "classify"
+    detects: bool = False
 
 
 @dataclass
@@ -73,7 +73,7 @@ def _caption(subject: Subject, probs: torch.Tensor, sample: Sample, layer: str) 
 def attention_cells(subject: Subject, samples: Sequence[Sample], method: str, layer: str | None,
                     target: int | None = None) -> tuple[list[Cell], dict[str, np.ndarray]]:  # fmt: skip
     """One cell per sample for ``subject`` and ``method``, and the raw maps by name (for ``--npz``)."""
-    if subject.task == "detect":
+    if subject.detects:
         return _detection_cells(subject, samples, method)
     batch = torch.stack([s.tensor for s in samples])
     with torch.no_grad(), capture(subject.model) as maps:
