@@ -14,14 +14,38 @@ from timm.layers.squeeze_excite import SEModule as TimmSE
 
 import cnnattn
 from cnnattn.attention import create_attention, list_attention
+from cnnattn.fast_paths import fast_paths
 
 GATES = [info.name for info in list_attention() if info.kind == "gate"]
 
 
+def test_se_is_timms_module_unmodified() -> None:
+    assert type(create_attention("se", 32)) is TimmSE
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_cbam_is_timms_module_and_its_fast_path_gives_timms_outputs_and_gradients(train: bool) -> None:
+    """Where every maximum is unique (random float64 input), the gradient to one maximum equals timm's tie-sharing
+    one; the channels-last spatial conv of training changes no number."""
+    torch.manual_seed(0)
+    ours = create_attention("cbam", 32).double().train(train)
+    reference = TimmCbam(32, rd_ratio=1 / 16).double().train(train)
+    reference.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 32, 7, 9, dtype=torch.float64, requires_grad=True)
+    got, want = ours(x), reference(x)
+    torch.testing.assert_close(got, want)
+    grads = [torch.autograd.grad(y.sum(), [x, *m.parameters()]) for y, m in ((got, ours), (want, reference))]
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b)
+    with fast_paths(False):
+        assert torch.equal(ours(x.detach()), reference(x.detach()))  # timm's own formula
+    torch.testing.assert_close(torch.jit.script(ours.eval())(x.detach()), reference.eval()(x.detach()))
+
+
 @pytest.mark.parametrize(("name", "timm_class"), [("se", TimmSE), ("cbam", TimmCbam)])
-def test_se_and_cbam_are_timms_modules_unmodified(name: str, timm_class: type) -> None:
+def test_se_and_cbam_have_timms_parameters(name: str, timm_class: type) -> None:
     module = create_attention(name, 32)
-    assert type(module) is timm_class
+    assert isinstance(module, timm_class)
     assert module.state_dict().keys() == timm_class(32, rd_ratio=1 / 16).state_dict().keys()
     assert [p.shape for p in module.parameters()] == [p.shape for p in timm_class(32, rd_ratio=1 / 16).parameters()]
 

@@ -1,6 +1,6 @@
 """Baselines that timm already implements, registered under the names the seed papers use: timm's own classes
-(SE, ECA, CBAM, coordinate attention, global context), with defaults that follow each baseline's paper where
-timm's differ; every one stays overridable by keyword.
+(SE, ECA, coordinate attention, global context; CBAM with a fast path), with defaults that follow each baseline's
+paper where timm's differ; every one stays overridable by keyword.
 """
 
 from __future__ import annotations
@@ -8,14 +8,15 @@ from __future__ import annotations
 from functools import partial
 
 import torch
-from timm.layers import non_local_attn
-from timm.layers.cbam import CbamModule
+from timm.layers import cbam, non_local_attn
 from timm.layers.coord_attn import CoordAttn
 from timm.layers.eca import EcaModule
 from timm.layers.global_context import GlobalContext
 from timm.layers.squeeze_excite import SEModule
 
-from .common import autocast_active
+from ..fast_paths import fast_paths_enabled, spatial_conv_input
+from ..ops.pooling import max_along, spatial_max
+from .common import autocast_active, gated
 from .registry import register_attention
 
 
@@ -40,6 +41,25 @@ class NonLocalAttn(non_local_attn.NonLocalAttn):
             return self._block(x)
         with torch.autocast(x.device.type, enabled=False):
             return self._block(x.float()).to(x.dtype)
+
+
+class CbamModule(cbam.CbamModule):
+    """timm's ``CbamModule`` (same arguments, parameters, state dict and outputs; its ``forward`` with fast paths
+    off), with a fast path of the same formula for the CPU: maxima differentiated as ``max_pool2d``'s
+    (:func:`cnnattn.ops.pooling.max_along`: gradients equal timm's wherever the maximum is unique), the spatial conv
+    reading its pooled maps channels-last in training, the spatial product written into the channel product's
+    memory in inference (measured: docs/benchmarks.md)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not fast_paths_enabled():  # always under TorchScript
+            return self.spatial(self.channel(x))  # timm's formula
+        # Submodules are called through self.<name>: TorchScript cannot call a module held in a local variable.
+        mlp_avg = self.channel.fc2(self.channel.act(self.channel.fc1(x.mean((2, 3), keepdim=True))))
+        mlp_max = self.channel.fc2(self.channel.act(self.channel.fc1(spatial_max(x))))
+        x = x * self.channel.gate(mlp_avg + mlp_max)  # (B, C, H, W) after the channel gate (B, C, 1, 1)
+        pooled = torch.cat([x.mean(dim=1, keepdim=True), max_along(x, 1, keepdim=True)], dim=1)  # (B, 2, H, W)
+        spatial_gate = self.spatial.gate(self.spatial.conv(spatial_conv_input(pooled)))  # (B, 1, H, W)
+        return gated(x, spatial_gate, scratch="x")  # x is this call's channel-gated product
 
 
 register_attention(

@@ -24,7 +24,7 @@ import torch
 
 from ..fast_paths import fast_paths_enabled
 
-__all__ = ["adaptive_avg_pool2d_matmul", "max_along", "pooling_matrix", "zpools"]
+__all__ = ["adaptive_avg_pool2d_matmul", "max_along", "pooling_matrix", "spatial_max", "zpools"]
 
 
 def max_along(x: torch.Tensor, dim: int, keepdim: bool = False) -> torch.Tensor:
@@ -35,6 +35,15 @@ def max_along(x: torch.Tensor, dim: int, keepdim: bool = False) -> torch.Tensor:
     if fast_paths_enabled() and torch.is_grad_enabled() and x.requires_grad:
         return torch.max(x, dim=dim, keepdim=keepdim)[0]
     return x.amax(dim=dim, keepdim=keepdim)
+
+
+def spatial_max(x: torch.Tensor) -> torch.Tensor:
+    """The maximum of (B, C, H, W) ``x`` over H and W, (B, C, 1, 1): :func:`max_along` over W, then H, where a
+    gradient is recorded (the gradient to one maximum, no flattened copy of a channels-last ``x``), else one
+    ``amax`` over both dims."""
+    if fast_paths_enabled() and torch.is_grad_enabled() and x.requires_grad:
+        return max_along(max_along(x, 3, keepdim=True), 2, keepdim=True)
+    return x.amax(dim=(2, 3), keepdim=True)
 
 
 class _ZPools(torch.autograd.Function):
