@@ -18,7 +18,7 @@ from torch import nn
 
 from ..fast_paths import reference_arithmetic_active, samples_per_call, tuning
 from ..ops.shapes import ceil_div
-from .augmented import AugmentedConv2d, attention_channels, query_positions
+from .augmented_conv import AugmentedConv2d, attention_channels, query_positions
 from .common import autocast_active, to_factory
 from .registry import register_attention
 

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..ops.shapes import ceil_div
-from .augmented import AugmentedConv2d, attention_channels, query_positions
+from .augmented_conv import AugmentedConv2d, attention_channels, query_positions
 from .common import Query, to_factory
 from .registry import register_attention
 
