@@ -187,4 +187,21 @@ def test_bf16_autocast_stays_finite_for_large_activations(name: str, data, scale
     x = _input(case) * scale
     with torch.autocast("cpu", dtype=torch.bfloat16):
         y = _run(module, x)
+    if not torch.isfinite(y).all() and _torch_bf16_conv_reads_garbage(case, x):
+        assume(False)  # torch's own kernel, not the module: see the helper
     assert y.shape == _expected_shape(case) and torch.isfinite(y).all()
+
+
+def _torch_bf16_conv_reads_garbage(case: dict, x: torch.Tensor) -> bool:
+    """Whether a plain ``nn.Conv2d`` of the example's geometry (3×3, its stride, padding 1) gives non-finite values
+    under bf16 autocast on this CPU once freed memory holds NaNs. torch 2.14.1's CPU bf16 convolution does so on
+    AVX-512 machines for narrow maps at stride 2 (e.g. (4, 1, 9, 1) → (4, 8, 5, 1)): it reads memory it never
+    wrote, and the output changes from call to call."""
+    conv = torch.nn.Conv2d(x.shape[1], 8, 3, case["kwargs"].get("stride", 1), 1)
+    for _ in range(4):
+        garbage = torch.full((1 << 14,), float("nan"))
+        del garbage
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            if not torch.isfinite(conv(x.detach())).all():
+                return True
+    return False
