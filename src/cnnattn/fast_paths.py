@@ -9,7 +9,8 @@ this module whether to take it. One switch turns every fast path off:
 
 Outputs are equal either way up to float rounding (tested for every registered attention and the deformable op).
 The thresholds are per device type (:func:`tuning`); those for the CPU were measured on a 2-core AMD EPYC with the
-scripts under ``benchmarks/`` (docs/benchmarks.md). TorchScript always runs the reference formulas.
+scripts under ``benchmarks/`` (docs/benchmarks.md). TorchScript runs the reference formulas (its blocks add
+the shortcut in place where no gradient is recorded, as torchvision's do).
 """
 
 from __future__ import annotations
@@ -252,7 +253,7 @@ def residual_in_place(out: torch.Tensor) -> bool:
 
 @torch.jit.unused
 def _residual_in_place_eager(out: torch.Tensor) -> bool:
-    if not _enabled_eager() or capturing_graph() or torch.compiler.is_compiling():
+    if not _enabled_eager() or compiling():
         return False
     if not (torch.is_grad_enabled() and out.requires_grad):
         return True

@@ -16,6 +16,7 @@ from ..data.images import image_files, read_rgb
 from ..data.transforms import build_transform
 from ..utils import atomic_write_text
 from .checkpoint_io import load_training_checkpoint
+from .config import TrainConfig
 from .module import CHECKPOINT_KEY
 from .trained import load_trained_model
 
@@ -75,14 +76,14 @@ def _classify(model: torch.nn.Module, path: Path, classes: list[str], transform,
     return {"image": path.name, "top5": ranked}
 
 
-def _detect_all(checkpoint: str | Path, model: torch.nn.Module, config: object, classes: list[str],
+def _detect_all(checkpoint: str | Path, model: torch.nn.Module, config: TrainConfig, classes: list[str],
                 files: list[Path], threshold: float, output: Path, device: str) -> list[dict]:  # fmt: skip
     meta = load_training_checkpoint(checkpoint)[CHECKPOINT_KEY]
     ids = meta.get("category_ids") or list(range(1, len(classes) + 1))
     return [r for f in files for r in _detect(model, f, classes, ids, threshold, output, device)]
 
 
-def _classify_all(checkpoint: str | Path, model: torch.nn.Module, config: object, classes: list[str],
+def _classify_all(checkpoint: str | Path, model: torch.nn.Module, config: TrainConfig, classes: list[str],
                   files: list[Path], threshold: float, output: Path, device: str) -> list[dict]:  # fmt: skip
     transform = build_transform(config.img_size, train=False)
     return [_classify(model, f, classes, transform, device) for f in files]

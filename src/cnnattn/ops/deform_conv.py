@@ -159,7 +159,7 @@ def _deform_conv2d_sampled(
     mask: torch.Tensor | None,
     groups: int,
     offset_groups: int,
-    max_chunk_bytes: int | None,
+    max_chunk_bytes: int | Literal["auto"] | None,
 ) -> torch.Tensor:
     geometry = (stride, padding, dilation, groups, offset_groups)
     if max_chunk_bytes == "auto":
