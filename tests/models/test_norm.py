@@ -33,3 +33,19 @@ def test_frozen_norm_equals_eval_mode_norm() -> None:
     expected = norm.eval()(x)
     frozen = freeze_batch_norm(torch.nn.Sequential(copy.deepcopy(norm))).train()
     torch.testing.assert_close(frozen(x), expected)
+
+
+def test_timm_batchnorm_act_is_frozen_with_its_activation() -> None:
+    import timm
+    from timm.layers import BatchNormAct2d
+
+    from cnnattn.models.norm import FrozenBatchNormAct2d
+
+    model = timm.create_model("efficientnet_b0", num_classes=3)
+    norms = [m for m in model.modules() if isinstance(m, BatchNormAct2d)]
+    x = torch.randn(2, 3, 32, 32)
+    expected = copy.deepcopy(model).eval()(x)
+    freeze_batch_norm(model).train()
+    assert len(norms) == 49 and all(type(m) is FrozenBatchNormAct2d and not m.training for m in norms)
+    torch.testing.assert_close(model(x), expected)  # the activation each norm carries still runs
+    assert all(p.grad is None and not p.requires_grad for m in norms for p in m.parameters())
