@@ -21,7 +21,10 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
 import cnnattn
-from cnnattn.attention.registry import GATE_POSITIONS, list_attention
+from cnnattn.attention.registry import list_attention
+from cnnattn.models.adapters.base import BLOCK_POSITIONS
+
+GATE_POSITIONS = tuple(p for p in BLOCK_POSITIONS if p != "conv")  # the positions ResNets and MobileNetV2 have
 
 REFERENCE_FILE = Path(__file__).with_name("placement_reference.json")
 NUM_CLASSES = 5

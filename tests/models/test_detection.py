@@ -12,7 +12,7 @@ from torch import nn
 from torchvision.models.detection import fasterrcnn_resnet50_fpn
 
 import cnnattn
-from cnnattn.attention.registry import GATE_POSITIONS
+from cnnattn.models.adapters.base import BLOCK_POSITIONS
 from cnnattn.models.detection import attention_modules
 from cnnattn.models.norm import FrozenBatchNorm2d
 
@@ -95,7 +95,7 @@ def test_bad_requests_say_what_is_allowed() -> None:
         cnnattn.create_detector("fcos", "resnet18", trainable_layers=6)
 
 
-@pytest.mark.parametrize("position", [*GATE_POSITIONS, "conv"])
+@pytest.mark.parametrize("position", BLOCK_POSITIONS)
 def test_attach_on_a_torchvision_detector_runs_in_its_forward(position: str) -> None:
     detector = fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None, min_size=96, max_size=96)
     attention = "aw" if position == "conv" else "se"

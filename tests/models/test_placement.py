@@ -13,8 +13,11 @@ from torch import nn
 
 import cnnattn
 from cnnattn.attention import registry
-from cnnattn.attention.registry import GATE_POSITIONS, list_attention, register_attention
+from cnnattn.attention.registry import list_attention, register_attention
 from cnnattn.models import backbone_stages
+from cnnattn.models.adapters.base import BLOCK_POSITIONS
+
+GATE_POSITIONS = tuple(p for p in BLOCK_POSITIONS if p != "conv")  # ResNets' and MobileNetV2's
 
 GATES = [i.name for i in list_attention("gate")]
 MODELS: dict[str, Callable[[], nn.Module]] = {

@@ -31,7 +31,7 @@ __all__ = [
 
 AttentionKind = Literal["gate", "conv"]
 KINDS: tuple[str, ...] = ("gate", "conv")
-GATE_POSITIONS: tuple[str, ...] = ("block", "after_block", "stage")
+GATE_POSITIONS: tuple[str, ...] = ("block", "after_block", "stage", "expansion")
 POSITIONS: tuple[str, ...] = (*GATE_POSITIONS, "conv")
 ALL_STAGES: tuple[int, ...] = (1, 2, 3, 4)
 

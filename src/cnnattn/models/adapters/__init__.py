@@ -1,16 +1,23 @@
 """Backbone adapters: one file per backbone family, one registry (see :mod:`.base`).
 
-Built in: torchvision ResNets (and detector bodies with ``layer1``…``layer4``), timm ResNets, torchvision
-MobileNetV2, and torchvision detectors (their ``backbone.body``, through the body's adapter). A new family
-is one new file: subclass :class:`BackboneAdapter`, give each of its block classes an attention-aware
-subclass (mix in :class:`AttentionSlots`), and decorate the adapter with ``@register_adapter("name")``.
+Built in: torchvision and timm ResNets (ResNeXt, Wide, ResNet-D: the same block classes),
+torchvision MobileNetV2, ConvNeXt, EfficientNet/EfficientNetV2/MobileNetV3/MNASNet, RegNet, VGG and DenseNet
+(timm's and torchvision's each), torchvision detectors (their ``backbone.body``, through the body's adapter), and
+last the ``feature_info`` fallback (position ``stage`` in any timm CNN). A new family is one new file: subclass
+:class:`BackboneAdapter`, give each of its block classes an attention-aware subclass (mix in
+:class:`AttentionSlots`), decorate the adapter with ``@register_adapter("name")`` and import it here.
 """
 
 import timm.models.resnet as _timm_resnet
 import torchvision.models as _tvm
 
 from . import (  # noqa: F401  (registration side effects)
+    convnext,
+    dense_plain,
+    efficientnet,
+    generic,
     mobilenetv2,
+    regnet,
     timm_resnet,
     torchvision_detection,
     torchvision_resnet,
