@@ -51,13 +51,14 @@ NOISY_WARNINGS = (
 @dataclass
 class TrainResult:
     """Metrics of a finished run, in percent on the validation split after the last epoch: top-1/top-5 for
-    classification (None for detection); ``metrics`` holds every validation metric by name (detection: AP,
+    classification (None for detection), and ``loss`` the validation loss (None for detection: torchvision's
+    detectors compute no loss in evaluation); ``metrics`` holds every validation metric by name (detection: AP,
     AP50, AP75, APs/m/l, AR100, and ``best_AP``). ``seconds``: wall-clock training time (validation included),
     summed over every start of a resumed run up to its last checkpoint, then this start's."""
 
     output: str
     num_classes: int
-    loss: float
+    loss: float | None
     epochs: int
     seconds: float
     last_checkpoint: str
@@ -222,7 +223,7 @@ def _result(trainer: pl.Trainer, output: Path) -> TrainResult:
     result = TrainResult(
         output=str(output),
         num_classes=len(trainer.lightning_module.classes),
-        loss=metrics.get("val/loss", float("nan")),
+        loss=metrics.get("val/loss"),  # None for detectors: torchvision's give no loss in evaluation
         epochs=trainer.current_epoch,
         seconds=next(c for c in trainer.callbacks if isinstance(c, Timer)).time_elapsed("train"),
         last_checkpoint=str(output / "checkpoints" / "last.ckpt"),
