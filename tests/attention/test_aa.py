@@ -58,7 +58,8 @@ def test_offsets_beyond_the_table_are_clipped() -> None:
 
 
 def test_models_build_and_train() -> None:
-    assert [n for n in cnnattn.list_models("*_aa")] == [f"resnet{d}_aa" for d in (101, 152, 18, 34, 50)]
+    dense = [f"resnet{d}" for d in (101, 152, 18, 34, 50)] + ["densenet121", "vgg16_bn", "wide_resnet50_2"]
+    assert cnnattn.list_models("*_aa") == sorted(f"{b}_aa" for b in dense)  # bases with dense 3×3 convs
     model = cnnattn.create_model("resnet18_aa", num_classes=4)
     assert isinstance(model.layer3[1].conv2, AttentionAugmentedConv2d)
     assert_trains(model)

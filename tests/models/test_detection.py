@@ -59,7 +59,12 @@ def test_frozen_stages_and_norms_but_attention_norms_left_alone() -> None:
     body = detector.backbone.body
     frozen = [p for n, p in body.named_parameters() if n.startswith(("conv1", "bn1", "layer1.")) and ".attn" not in n]
     assert frozen and not any(p.requires_grad for p in frozen)
-    assert all(p.requires_grad for n, p in body.named_parameters() if n.startswith("layer4.") and "bn" not in n)
+    norms = {
+        f"{n}.{k}" for n, m in body.named_modules() if isinstance(m, FrozenBatchNorm2d) for k in ("weight", "bias")
+    }
+    layer4 = {n: p for n, p in body.named_parameters() if n.startswith("layer4.")}
+    assert all(p.requires_grad for n, p in layer4.items() if n not in norms)
+    assert not any(p.requires_grad for n, p in layer4.items() if n in norms)  # as torchvision's frozen BN: no affine
     assert type(body.layer2[0].bn1) is FrozenBatchNorm2d
     bam = body.layer1[-1].attn_stage  # in a frozen stage, still trainable, its BatchNorm not frozen
     assert all(p.requires_grad for p in bam.parameters())

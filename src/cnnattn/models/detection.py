@@ -3,7 +3,9 @@
 The backbone is the classification model ``create_model`` builds (attention at its default placement or the
 one given), cut by torchvision's ``BackboneWithFPN``: P2–P6 for Faster R-CNN and P3–P7 for RetinaNet and FCOS
 on ResNets, as torchvision builds them; MobileNetV2 gets torchvision's mobile FPN (its last two stages and a
-max-pooled level) with anchors for three levels. As in torchvision, BatchNorm in the backbone is frozen and only
+max-pooled level) with anchors for three levels. Every other family (ConvNeXt, EfficientNet, MobileNetV3, RegNet,
+VGG, DenseNet) is cut by timm's ``FeatureListNet`` at the ``feature_info`` levels of the same stages, which
+torchvision's FPN then takes as it takes a ResNet's. As in torchvision, BatchNorm in the backbone is frozen and only
 the last ``trainable_layers`` stages train; attention modules always train, and their own norms (DAS's
 instance and layer norms, BAM's BatchNorm) are left as they are.
 """
@@ -16,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from timm.models import FeatureListNet
 from torch import nn
 from torchvision.models.detection import FCOS, FasterRCNN, RetinaNet
 from torchvision.models.detection.anchor_utils import AnchorGenerator
@@ -23,7 +26,7 @@ from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.ops.feature_pyramid_network import ExtraFPNBlock, LastLevelMaxPool, LastLevelP6P7
 
 from .checkpoint import load_state, read_state_dict
-from .factory import create_model, parse_model_name
+from .factory import create_model, feature_net_placement, parse_model_name
 from .norm import freeze_batch_norm
 from .placement import Placement
 
@@ -68,6 +71,16 @@ def _qualified(placement: Placement, prefix: str, strip: str) -> Placement:
     return dataclasses.replace(placement, modules=names)
 
 
+def _detector_names(placement: Placement, body: nn.Module, mobile: bool) -> Placement:
+    """The placement record as seen from the detector, whose body is ``features`` (MobileNetV2), the model
+    (ResNets) or its flattened ``FeatureListNet``."""
+    if mobile:
+        return _qualified(placement, "backbone.body.", "features.")
+    if isinstance(body, FeatureListNet):
+        placement = feature_net_placement(placement, body)
+    return _qualified(placement, "backbone.body.", "")
+
+
 def _load(detector: nn.Module, path: str | Path) -> None:
     """A detector checkpoint into the detector, or a classification backbone checkpoint into its body; warn
     which attention parameters the file lacks (they keep their initialisation)."""
@@ -101,6 +114,40 @@ def _resnet_body(model: nn.Module, stages: Sequence[int], trainable_layers: int)
         parameter.requires_grad_(any(name.startswith(layer) for layer in trainable))
     channels = [model.feature_info[s]["num_chs"] for s in stages]
     return {f"layer{s}": str(i) for i, s in enumerate(stages)}, channels
+
+
+def _stage_levels(model: nn.Module, stages: Sequence[int]) -> list[int]:
+    """The ``feature_info`` level of each stage: the last level at reduction 4·2^(stage-1)."""
+    reductions = [level["reduction"] for level in model.feature_info]
+    missing = [s for s in stages if 2 ** (s + 1) not in reductions]
+    if missing:
+        raise ValueError(f"the backbone has no feature level at reductions {[2 ** (s + 1) for s in missing]}.")
+    return [max(k for k, r in enumerate(reductions) if r == 2 ** (s + 1)) for s in stages]
+
+
+def _features_body(model: nn.Module, stages: Sequence[int], trainable_layers: int) -> tuple[nn.Module, dict, list[int]]:
+    """timm's ``FeatureListNet`` over the stages' feature levels; the last ``trainable_layers`` of (stem, stage 1,
+    …, stage 4) train: a parameter belongs to the first level its module comes before or inside."""
+    levels = _stage_levels(model, (1, 2, 3, 4))
+    ends = _level_ends(model, levels)
+    first_trainable = 5 - trainable_layers  # 0 = stem, 1..4 = stages
+    modules = list(model.named_modules())
+    order = {name: i for i, (name, _) in enumerate(modules)}
+    for name, parameter in model.named_parameters():
+        position = order[name.rpartition(".")[0]]
+        level = next((k + 1 for k, end in enumerate(ends) if position <= end), 5)
+        parameter.requires_grad_(level >= first_trainable and level < 5)
+    wanted = [levels[s - 1] for s in stages]
+    body = FeatureListNet(model, out_indices=tuple(wanted), flatten_sequential=True)
+    channels = [model.feature_info[k]["num_chs"] for k in wanted]
+    return body, {name: str(i) for i, name in enumerate(body.return_layers)}, channels
+
+
+def _level_ends(model: nn.Module, levels: Sequence[int]) -> list[int]:
+    """For each ``feature_info`` level, the registration-order index of the last module inside it."""
+    order = [name for name, _ in model.named_modules()]
+    names = [model.feature_info[k]["module"] for k in levels]
+    return [max(i for i, n in enumerate(order) if n == name or n.startswith(f"{name}.")) for name in names]
 
 
 def _mobilenet_body(model: nn.Module, trainable_layers: int) -> tuple[nn.Module, dict, list[int]]:
@@ -155,7 +202,8 @@ def create_detector(
     if not 0 <= trainable_layers <= 5:
         raise ValueError(f"trainable_layers must be in 0..5 (stages from the last); got {trainable_layers}.")
     detector_class, stages, extra = DETECTORS[arch]
-    mobile = parse_model_name(backbone).backbone == "mobilenetv2"
+    base = parse_model_name(backbone).backbone
+    mobile = base == "mobilenetv2"
     model = create_model(
         backbone,
         attn_stages=attn_stages,
@@ -165,20 +213,21 @@ def create_detector(
         **(backbone_kwargs or {}),
     )
     attention = attention_modules(model)
-    if frozen_bn:
-        freeze_batch_norm(model, exclude=attention)
+    extra_block: ExtraFPNBlock = LastLevelMaxPool() if mobile else extra()
     if mobile:
         body, return_layers, channels = _mobilenet_body(model, trainable_layers)
-        extra_block: ExtraFPNBlock = LastLevelMaxPool()
+    elif hasattr(model, "layer4"):
+        (return_layers, channels), body = _resnet_body(model, stages, trainable_layers), model
     else:
-        (return_layers, channels), body, extra_block = _resnet_body(model, stages, trainable_layers), model, extra()
+        body, return_layers, channels = _features_body(model, stages, trainable_layers)
+    if frozen_bn:  # after the trainable stages are chosen: frozen norms keep no trainable affine parameters
+        freeze_batch_norm(model, exclude=attention)
     for module in attention:
         module.requires_grad_(True)
     fpn = BackboneWithFPN(body, return_layers, channels, FPN_CHANNELS, extra_blocks=extra_block)
     anchors = _mobile_anchors(arch) if mobile else {}
     detector = detector_class(fpn, num_classes, min_size=min_size, max_size=max_size, **{**anchors, **kwargs})
-    prefix = ("backbone.body.", "features.") if mobile else ("backbone.body.", "")
-    detector.cnnattn_placements = [_qualified(p, *prefix) for p in getattr(model, "cnnattn_placements", [])]
+    detector.cnnattn_placements = [_detector_names(p, body, mobile) for p in getattr(model, "cnnattn_placements", [])]
     detector.pretrained_cfg = {"classifier": CLASSIFIERS[arch]}  # a checkpoint of other classes re-inits it
     if checkpoint_path is not None:
         _load(detector, checkpoint_path)

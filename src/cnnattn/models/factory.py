@@ -2,14 +2,17 @@
 
 Backbones: ``resnet18/34/50/101/152`` are timm's ResNets (same layers and state-dict keys as
 torchvision's), ``mobilenetv2`` is torchvision's MobileNetV2 (width 1.0, torchvision's keys) with timm's model
-interface. ``<attention>`` is any registered attention (or an ``_``-joined stack of them, e.g. ``aw_se``),
-placed at its registry default.
+interface, and the bases of :data:`TIMM_BASES` (ResNeXt, Wide ResNet, ConvNeXt, EfficientNet, MobileNetV3, RegNetY,
+VGG, DenseNet) are timm's models of those names, keys included. ``<attention>`` is any registered attention (or
+an ``_``-joined stack of them, e.g. ``aw_se``), placed at its registry default, or where a family lacks that
+position at the family's stand-in (``after_block`` in VGG, ``stage`` in DenseNet).
 Every ResNet also takes ``stem='cifar'``: the CIFAR input stem (3×3 conv, stride 1, no max pool), so a
 32-px image keeps 32×32 maps in stage 1 instead of 8×8.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,7 +27,7 @@ from torch import nn
 from ..attention.registry import get_attention_info, list_attention
 from .checkpoint import load_checkpoint
 from .mobilenetv2 import TimmMobileNetV2
-from .placement import attach
+from .placement import Placement, attach
 
 __all__ = [
     "BACKBONES",
@@ -33,6 +36,7 @@ __all__ = [
     "buildable",
     "cifar_stem",
     "create_model",
+    "feature_net_placement",
     "list_models",
     "parse_model_name",
 ]
@@ -42,7 +46,7 @@ STEMS = ("imagenet", "cifar")
 CIFAR_INPUT_SIZE = 32
 
 
-def _timm_resnet(arch: str, num_classes: int, stem: str = "imagenet", **kwargs: Any) -> nn.Module:
+def _timm_model(arch: str, num_classes: int, stem: str = "imagenet", **kwargs: Any) -> nn.Module:
     if stem not in STEMS:
         raise ValueError(f"unknown stem {stem!r}; choose one of {list(STEMS)} (cifar: 3×3 conv, stride 1, no maxpool).")
     model = timm.create_model(arch, pretrained=False, num_classes=num_classes, **kwargs)
@@ -54,7 +58,7 @@ def cifar_stem(model: nn.Module) -> nn.Module:
     channels, so ``bn1`` and every stage stay as they are) and ``maxpool`` an identity. The feature maps are then
     4× larger at every stage (strides 1, 1, 2, 4, 8 instead of 2, 4, 8, 16, 32); ``feature_info`` and
     ``pretrained_cfg`` (32×32 input) say so."""
-    stem = model.conv1
+    stem = getattr(model, "conv1", None)
     if not isinstance(stem, nn.Conv2d):
         raise ValueError("stem='cifar' needs the single-conv ResNet stem (timm stem_type=''), not a deep stem.")
     model.conv1 = nn.Conv2d(stem.in_channels, stem.out_channels, kernel_size=3, stride=1, padding=1, bias=False)
@@ -76,11 +80,31 @@ def _mobilenet_v2(num_classes: int, stem: str = "imagenet", **kwargs: Any) -> nn
     return TimmMobileNetV2(num_classes=num_classes, **kwargs)
 
 
+# timm models of other families with cnnattn names of their own (``convnext_tiny_das``): timm's architecture,
+# keys and pretrained_cfg; the attention goes where the family's adapter puts it.
+TIMM_BASES = (
+    "resnext50_32x4d",
+    "wide_resnet50_2",
+    "convnext_atto",
+    "convnext_tiny",
+    "efficientnet_b0",
+    "mobilenetv3_large_100",
+    "regnety_016",
+    "vgg16_bn",
+    "densenet121",
+)
+# Bases whose only k×k convs are grouped or depthwise: conv kinds that take no ``groups`` have no place in them.
+GROUPED_BASES = frozenset(
+    {"mobilenetv2", "resnext50_32x4d", "convnext_atto", "convnext_tiny", "efficientnet_b0", "mobilenetv3_large_100"}
+    | {"regnety_016"}
+)
 BACKBONES: dict[str, Callable[..., nn.Module]] = {
-    **{f"resnet{d}": partial(_timm_resnet, f"resnet{d}") for d in (18, 34, 50, 101, 152)},
+    **{f"resnet{d}": partial(_timm_model, f"resnet{d}") for d in (18, 34, 50, 101, 152)},
     "mobilenetv2": _mobilenet_v2,
+    **{base: partial(_timm_model, base) for base in TIMM_BASES},
 }
-_FLATTEN_FEATURES = {"mobilenetv2"}
+# Bases whose feature levels sit inside a Sequential (``blocks.2``, ``features.5``): features_only flattens it.
+_FLATTEN_FEATURES = {"mobilenetv2", *TIMM_BASES} - {"resnext50_32x4d", "wide_resnet50_2"}
 # Stacks of attentions with model names of their own: AW-convolution with an activation gate (docs/aw.md).
 MODEL_STACKS: list[tuple[str, ...]] = [("aw", "se"), ("aw", "cbam")]
 
@@ -125,9 +149,10 @@ def parse_model_name(name: str) -> ModelSpec:
 
 
 def buildable(spec: ModelSpec) -> bool:
-    """False where the backbone has nothing the attention can take: MobileNetV2's only k×k convs are
-    depthwise, so conv kinds that do not accept ``groups`` have no place in it."""
-    if spec.backbone != "mobilenetv2":
+    """False where the backbone has nothing the attention can take: the only k×k convs of MobileNetV2, ResNeXt,
+    ConvNeXt, EfficientNet, MobileNetV3 and RegNet are grouped or depthwise, so conv kinds that do not accept
+    ``groups`` have no place in them."""
+    if spec.backbone not in GROUPED_BASES:
         return True
     infos = [get_attention_info(a) for a in spec.attentions]
     return all(i.kind == "gate" or i.grouped for i in infos)
@@ -140,6 +165,18 @@ def list_models(pattern: str = "*") -> list[str]:
     return sorted(s.name for s in specs if buildable(s) and fnmatch.fnmatch(s.name, pattern))
 
 
+def feature_net_placement(placement: Placement, features: nn.Module) -> Placement:
+    """The placement record with module names as seen from timm's ``FeatureListNet`` over the model, which
+    joins a flattened Sequential's name with its child's (``blocks.2.0.attn`` → ``blocks_2.0.attn``)."""
+    names = []
+    for name in placement.modules:
+        head, _, rest = name.partition(".")
+        child, _, tail = rest.partition(".")
+        flat = f"{head}_{child}"
+        names.append(f"{flat}.{tail}" if child and tail and flat in features._modules else name)
+    return dataclasses.replace(placement, modules=names)
+
+
 def create_model(
     name: str,
     num_classes: int = 1000,
@@ -147,7 +184,7 @@ def create_model(
     pretrained: bool = False,
     checkpoint_path: str | Path | None = None,
     features_only: bool = False,
-    out_indices: Sequence[int] = (0, 1, 2, 3, 4),
+    out_indices: Sequence[int] | None = None,
     attn_stages: Sequence[int] | None = None,
     attn_position: str | None = None,
     attn_kwargs: dict[str, Any] | None = None,
@@ -161,14 +198,15 @@ def create_model(
         pretrained: Not available (no weights are downloaded); raises ValueError. Use ``checkpoint_path``.
         checkpoint_path: Local ``.pth``/``.safetensors`` state dict, of this model or of the plain backbone
             (attention parameters then keep their initialisation), loaded with ``weights_only=True``.
-        features_only: Return timm's ``FeatureListNet`` giving the feature maps at ``out_indices``
-            (0 = stride 2 stem, 1..4 = stages).
-        out_indices: Feature levels for ``features_only``.
+        features_only: Return timm's ``FeatureListNet`` giving the feature maps at ``out_indices`` (the model's
+            ``feature_info`` levels: for ResNets and MobileNetV2 0 = stride 2 stem, 1..4 = stages).
+        out_indices: Feature levels for ``features_only``; None: all of them.
         attn_stages, attn_position, attn_kwargs: Override the registry default placement and constructor
             arguments (single-attention models only).
         **kwargs: Backbone arguments: ``stem='cifar'`` for the CIFAR input stem of a ResNet (3×3 conv, stride
-            1, no max pool; default ``'imagenet'``), timm ResNet's ``drop_path_rate``, ``output_stride``...,
-            torchvision MobileNetV2's ``width_mult``, ``dropout``...
+            1, no max pool; default ``'imagenet'``), timm's keywords (``in_chans``, ``drop_rate``,
+            ``drop_path_rate``, ``global_pool``, ``output_stride``...) for the timm bases, torchvision MobileNetV2's
+            ``width_mult``, ``dropout``...
     """
     spec = parse_model_name(name)
     if pretrained:
@@ -191,7 +229,7 @@ def create_model(
             model,
             attention,
             stages=info.stages if attn_stages is None else attn_stages,
-            position=attn_position or info.position,
+            position=attn_position,
             **(attn_kwargs or {}),
         )
     if checkpoint_path is not None:
@@ -199,8 +237,10 @@ def create_model(
         load_checkpoint(model, checkpoint_path, allow_missing=new_keys)
     if features_only:
         cfg = model.pretrained_cfg
-        model = FeatureListNet(
-            model, out_indices=tuple(out_indices), flatten_sequential=spec.backbone in _FLATTEN_FEATURES
-        )
+        levels = tuple(range(len(model.feature_info))) if out_indices is None else tuple(out_indices)
+        placements = getattr(model, "cnnattn_placements", [])
+        model = FeatureListNet(model, out_indices=levels, flatten_sequential=spec.backbone in _FLATTEN_FEATURES)
         model.pretrained_cfg = model.default_cfg = cfg
+        if placements:
+            model.cnnattn_placements = [feature_net_placement(p, model) for p in placements]
     return model
