@@ -22,7 +22,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--attention", help="also attach this attention to the model")
     parser.add_argument("--stages", type=int_list, default=[1, 2, 3, 4], help="with --attention, e.g. 2,3,4")
-    parser.add_argument("--position", default="block", help="with --attention: block, after_block, stage, conv")
+    parser.add_argument(
+        "--position", default=None, help="with --attention: block, after_block, stage, expansion or conv (its default)"
+    )
     parser.add_argument("--depth", type=at_least(0), default=1, help="module nesting depth of the table")
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(func=run)
