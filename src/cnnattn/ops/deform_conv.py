@@ -96,7 +96,7 @@ def _sampling_grid(
     tap_x = arange(kw, dilation[1], 0).view(1, kw, 1, 1)
     base_y = (tap_y + arange(h_out, stride[0], -padding[0]).view(1, 1, h_out, 1)).expand(kh, kw, h_out, w_out)
     base_x = (tap_x + arange(w_out, stride[1], -padding[1]).view(1, 1, 1, w_out)).expand(kh, kw, h_out, w_out)
-    off = offset.view(batch, offset_groups, kh * kw, 2, h_out, w_out)
+    off = offset.reshape(batch, offset_groups, kh * kw, 2, h_out, w_out)  # reshape: any strides
     pos_y = base_y.reshape(kh * kw, h_out, w_out) + off[:, :, :, 0]
     pos_x = base_x.reshape(kh * kw, h_out, w_out) + off[:, :, :, 1]
     # align_corners=False maps pixel p to (2p + 1) / size - 1, so sizes of 1 need no special case.
@@ -129,7 +129,7 @@ def _sampled_chunk(
     )
     columns = columns.view(batch, offset_groups, in_channels // offset_groups, taps, pixels)
     if mask is not None:
-        columns = columns * mask.view(batch, offset_groups, 1, taps, pixels)
+        columns = columns * mask.reshape(batch, offset_groups, 1, taps, pixels)
     columns = columns.reshape(batch, groups, group_channels * taps, pixels)
     kernel = weight.reshape(groups, out_channels // groups, group_channels * taps)
     if not fast_paths_enabled():  # the reference: one GEMM per sample and group, output contiguous
