@@ -82,3 +82,26 @@ def test_image_files_name_what_is_wrong(tmp_path: Path) -> None:
         image_files(tmp_path / "empty")
     sizes = _images(tmp_path / "images")
     assert [p.name for p in image_files(tmp_path / "images")] == sorted(sizes)
+
+
+@pytest.mark.parametrize("arch", ["fasterrcnn", "retinanet", "fcos"])
+def test_a_threshold_below_the_detectors_own_returns_every_box_it_scored(arch: str) -> None:
+    """The detector cuts at its own threshold before the user's applies: predict lowers that cut, never raises it."""
+    import torch
+
+    from cnnattn import create_detector
+    from cnnattn.engine.predict import lower_score_threshold
+
+    torch.manual_seed(0)
+    model = create_detector(arch, "resnet18", num_classes=2, min_size=64, max_size=64).eval()
+    owner = model.roi_heads if arch == "fasterrcnn" else model
+    owner.score_thresh = 0.99  # an untrained detector scores every box below this
+    image = [torch.rand(3, 64, 64)]
+    with torch.no_grad():
+        assert len(model(image)[0]["scores"]) == 0
+        lower_score_threshold(model, 0.0)
+        everything = model(image)[0]["scores"]
+        lower_score_threshold(model, 0.5)
+        again = model(image)[0]["scores"]
+    assert len(everything) > 0 and bool((everything < 0.99).all()) and owner.score_thresh == 0.0
+    assert torch.equal(again, everything)

@@ -76,8 +76,18 @@ def _classify(model: torch.nn.Module, path: Path, classes: list[str], transform,
     return {"image": path.name, "top5": ranked}
 
 
+def lower_score_threshold(model: torch.nn.Module, threshold: float) -> None:
+    """Lower the detector's own score cut (Faster R-CNN's ``roi_heads.score_thresh``, RetinaNet's and FCOS's
+    ``score_thresh``, 0.05 by default) to ``threshold`` where it is higher, so that a user's lower threshold is not
+    silently overruled inside the model."""
+    for owner in (model, getattr(model, "roi_heads", None)):
+        if isinstance(getattr(owner, "score_thresh", None), float):
+            owner.score_thresh = min(owner.score_thresh, threshold)
+
+
 def _detect_all(checkpoint: str | Path, model: torch.nn.Module, config: TrainConfig, classes: list[str],
                 files: list[Path], threshold: float, output: Path, device: str) -> list[dict]:  # fmt: skip
+    lower_score_threshold(model, threshold)
     meta = load_training_checkpoint(checkpoint)[CHECKPOINT_KEY]
     ids = meta.get("category_ids") or list(range(1, len(classes) + 1))
     return [r for f in files for r in _detect(model, f, classes, ids, threshold, output, device)]
