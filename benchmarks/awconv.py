@@ -1,14 +1,15 @@
-"""AW-convolution: batched layer vs a naive per-sample loop vs the plain convolution, and model costs.
+"""AW-convolution: the batched layer vs its own per-sample calls vs the plain convolution, and model costs.
 
-    python benchmarks/awconv.py speed [--batches 1,32] [--repeats 5]
+    python benchmarks/awconv.py speed [--batches 8,32,64] [--repeats 5] [--json out.json]
     python benchmarks/awconv.py impl [--batch 32] [--sizes 1,2,3,4,5,7,10] [--repeats 5]
     python benchmarks/awconv.py impl-model [--backbone resnet50] [--repeats 5] [--infer-batch 16] [--infer-size 224]
         [--train-batch 8] [--train-size 160] [--classes 1000]
     python benchmarks/awconv.py complexity
 
 ``speed``: the 3×3 convolutions of ResNet-50's bottlenecks at 224² (64 ch @56², 128 @28², 256 @14²,
-512 @7², stride 1), inference (no grad) and a training step (forward + backward), medians of repeated runs.
-The naive loop runs the same generator and F.conv2d one sample at a time.
+512 @7², stride 1), inference (no grad) and a training step (forward + backward), medians of repeated runs, with
+live (non-zero) attention parameters: the batched layer against the same layer called on each sample and a plain
+conv, each case in a fresh process and again in this one (``cnnattn.analysis.layer_timing``).
 ``impl``: the two exact paths of the default layer, ``impl='modulated'`` (per-sample kernels) against
 ``impl='factored'`` (no per-sample kernel), on square maps of each ``--sizes`` output side at ResNet widths: the
 measurement behind ``impl='auto'`` (``cnnattn.fast_paths.aw_factored_is_faster``).
@@ -20,29 +21,20 @@ by default inference at batch 16 and 224², a training step at batch 8 and 160²
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 import cnnattn
 from cnnattn.analysis import complexity_table, machine_info, time_interleaved, time_models
+from cnnattn.analysis.isolated import run_isolated
+from cnnattn.analysis.layer_timing import batched_vs_own_calls
 from cnnattn.attention import AWConv2d
 from cnnattn.utils import format_table
 
 SHAPES = ((64, 56), (128, 28), (256, 14), (512, 7))
-
-
-def naive_loop(layer: AWConv2d, x: torch.Tensor) -> torch.Tensor:
-    """Reference: the modulated kernel and F.conv2d, one sample at a time."""
-    return torch.cat(
-        [
-            F.conv2d(
-                s, layer.modulated_weight(s)[0], layer.bias, layer.stride, layer.padding, layer.dilation, layer.groups
-            )
-            for s in x.split(1)
-        ]
-    )
 
 
 def _timings(fns: dict[str, object], x: torch.Tensor, repeats: int) -> dict[str, tuple[float, float]]:
@@ -64,45 +56,30 @@ def _timings(fns: dict[str, object], x: torch.Tensor, repeats: int) -> dict[str,
 
 
 MODES = ("inference", "training step")
-SPEED_HEADERS = (
-    "B", "shape", "plain ms", "AW full ms", "naive full ms", "naive/AW full", "AW full/plain",
-    "AW shared ms", "naive shared ms", "naive/AW shared", "AW shared/plain",
-)  # fmt: skip
-
-
-def _speed_row(batch: int, shape: str, t: dict[str, float]) -> tuple[object, ...]:
-    ms = {name: f"{seconds * 1e3:.1f}" for name, seconds in t.items()}
-    return (
-        batch, shape, ms["plain"],
-        ms["aw full"], ms["naive full"], f"{t['naive full'] / t['aw full']:.2f}×", f"{t['aw full'] / t['plain']:.2f}×",
-        ms["aw shared"], ms["naive shared"], f"{t['naive shared'] / t['aw shared']:.2f}×",
-        f"{t['aw shared'] / t['plain']:.2f}×",
-    )  # fmt: skip
+SPEED_HEADERS = ("mode", "B", "shape", "process", "plain ms", "batched ms", "own calls ms", "own calls/batched",
+                 "batched/plain")  # fmt: skip
+TARGET = "cnnattn.analysis.layer_timing.batched_vs_own_calls"
 
 
 def speed(args: argparse.Namespace) -> None:
-    rows: dict[str, list[tuple[object, ...]]] = {mode: [] for mode in MODES}
-    for batch in (int(b) for b in args.batches.split(",")):
-        for channels, size in SHAPES:
-            torch.manual_seed(0)
-            x = torch.randn(batch, channels, size, size, requires_grad=True)
-            full = AWConv2d(channels, channels, 3)
-            shared = AWConv2d(channels, channels, 3, attention_shape="shared")
-            fns = {
-                "plain": torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False),
-                "aw full": full,
-                "aw shared": shared,
-                "naive full": lambda z, layer=full: naive_loop(layer, z),
-                "naive shared": lambda z, layer=shared: naive_loop(layer, z),
-            }
-            timings = _timings(fns, x, args.repeats)
-            for index, mode in enumerate(MODES):
-                row_times = {name: pair[index] for name, pair in timings.items()}
-                rows[mode].append(_speed_row(batch, f"{channels}→{channels} @{size}²", row_times))
-            print(f"done: B={batch} C={channels}", file=sys.stderr)
-    for mode in MODES:
-        print(f"\n{mode} (medians; naive = the same layer run one sample at a time)\n")
-        print(format_table(SPEED_HEADERS, rows[mode]))
+    """Each (mode, batch, shape) twice: in a fresh process (the allocator as a user's first calls meet it) and in
+    this one after the other cases' allocations (warm)."""
+    rows, records = [], []
+    for mode in ("infer", "train"):
+        for batch in (int(b) for b in args.batches.split(",")):
+            for channels, size in SHAPES:
+                kwargs = dict(channels=channels, size=size, batch=batch, mode=mode, repeats=args.repeats)
+                for process in ("fresh", "warm"):
+                    result = run_isolated(TARGET, kwargs) if process == "fresh" else batched_vs_own_calls(**kwargs)
+                    records.append({**kwargs, "process": process, **result})
+                    rows.append((mode, batch, f"{channels}→{channels} @{size}²", process, f"{result['plain']:.1f}",
+                                 f"{result['batched']:.1f}", f"{result['own_calls']:.1f}",
+                                 f"{result['own_calls/batched']:.2f}×", f"{result['batched/plain']:.2f}×"))  # fmt: skip
+                print(f"done: {mode} B={batch} C={channels}", file=sys.stderr, flush=True)
+    print("medians; own calls = the same layer called on each sample; live (non-zero) attention parameters\n")
+    print(format_table(SPEED_HEADERS, rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": machine_info(), "rows": records}, indent=2) + "\n")
 
 
 IMPL_HEADERS = ("B", "shape", "mode", "plain ms", "modulated ms", "factored ms", "factored/modulated", "auto picks")
@@ -185,8 +162,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("speed")
-    run.add_argument("--batches", default="1,32")
+    run.add_argument("--batches", default="8,32,64")
     run.add_argument("--repeats", type=int, default=5)
+    run.add_argument("--json", default=None, help="also write every row and the machine to this file")
     run.set_defaults(func=speed)
     paths = commands.add_parser("impl")
     paths.add_argument("--batch", type=int, default=32)

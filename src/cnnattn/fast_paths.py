@@ -57,6 +57,10 @@ class Tuning:
         aw_bmm_max_pixels: AW convolves per-sample kernels as unfold + batched matmul on output maps of at most
             this many pixels, else as a batch-grouped conv.
         aw_max_kernel_bytes: AW forms at most this many bytes of per-sample kernels per call (None: the whole batch).
+        aw_train_max_samples: with autograd, AW's batch-grouped conv takes at most this many samples per call (None:
+            as ``aw_max_kernel_bytes`` allows).
+        aw_per_sample_min_kernel_bytes: ``(training, inference)``: AW convolves sample by sample, forming each kernel
+            just before its convolution, where one sample's kernel has at least this many bytes (None: never).
         aw_factored_max_pixels: ``(least C_in·C_out, max pixels when training, max pixels at inference)`` rows,
             widest first: where AW's ``impl='auto'`` takes the factored path (empty: never).
         aa_max_attention_bytes: AA's fused attention takes at most this many bytes of augmented q/k/v per call
@@ -70,6 +74,8 @@ class Tuning:
     deform_max_chunk_bytes: int
     aw_bmm_max_pixels: int
     aw_max_kernel_bytes: int | None
+    aw_train_max_samples: int | None
+    aw_per_sample_min_kernel_bytes: tuple[int, int] | None
     aw_factored_max_pixels: tuple[tuple[int, int, int], ...]
     aa_max_attention_bytes: int | None
     spatial_conv_channels_last: bool
@@ -81,6 +87,8 @@ CPU = Tuning(
     deform_max_chunk_bytes=512 * 2**20,
     aw_bmm_max_pixels=64,  # unfold + bmm wins at 7×7, the batch-grouped conv from 14×14
     aw_max_kernel_bytes=8 * 2**20,
+    aw_train_max_samples=16,  # training, 64→64 @56², batch 64: 14 samples per call 1.25× faster than 57
+    aw_per_sample_min_kernel_bytes=(8 * 2**20, 2**20),  # benchmarks/awconv.py speed (docs/benchmarks.md)
     aw_factored_max_pixels=((512 * 512, 25, 16), (256 * 256, 16, 16), (128 * 128, 9, 9), (0, 9, 1)),
     aa_max_attention_bytes=16 * 2**20,  # as fast as one call at half the peak memory (docs/benchmarks.md)
     spatial_conv_channels_last=True,  # oneDNN's input gradient of a 1-channel conv: 3-4× faster channels-last
@@ -92,6 +100,8 @@ DEFAULT = Tuning(
     deform_max_chunk_bytes=512 * 2**20,
     aw_bmm_max_pixels=64,
     aw_max_kernel_bytes=None,
+    aw_train_max_samples=None,
+    aw_per_sample_min_kernel_bytes=None,
     aw_factored_max_pixels=(),
     aa_max_attention_bytes=None,
     spatial_conv_channels_last=False,

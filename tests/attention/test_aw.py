@@ -217,3 +217,43 @@ def test_plain_checkpoint_keeps_conv_weights_under_their_names() -> None:
     assert not result.unexpected_keys
     assert all(".conv2.fc" in k for k in result.missing_keys)
     torch.testing.assert_close(model.layer2[1].conv2.weight, plain.layer2[1].conv2.weight)
+
+
+@pytest.mark.parametrize("size", [4, 12])  # the unfold + bmm path and the batch-grouped conv
+def test_channels_last_model_gives_the_same_output(size: int) -> None:
+    """``model.to(memory_format=torch.channels_last)`` makes the conv weight channels-last; the per-sample kernels
+    formed from it are still laid out as the batched paths read them."""
+    layer = AWConv2d(8, 16, 3).double()
+    with torch.no_grad():
+        layer.fc2.weight.normal_(0, 0.1)
+    x = torch.randn(3, 8, size, size, dtype=torch.float64)
+    expected = layer(x)
+    layer = layer.to(memory_format=torch.channels_last)
+    assert layer.weight.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(layer(x.contiguous(memory_format=torch.channels_last)), expected)
+
+
+@pytest.mark.parametrize("attention_shape, rank", [("full", 4), ("full", None), ("shared", 4)])
+def test_per_sample_formulation_equals_the_reference(attention_shape: str, rank: int | None) -> None:
+    """Wide layers convolve sample by sample on CPU (each kernel formed just before its convolution, in reused
+    buffers without autograd): outputs and gradients equal the batch-grouped reference with fast paths off."""
+    from cnnattn.fast_paths import fast_paths
+
+    layer = AWConv2d(256, 512, 3, stride=2, attention_shape=attention_shape, rank=rank, bias=True).double()
+    with torch.no_grad():
+        layer.fc2.weight.normal_(0, 0.1)
+        layer.fc2.bias.normal_(0, 0.1)
+    x = torch.randn(3, 256, 5, 5, dtype=torch.float64, requires_grad=True)
+    assert layer.weight.numel() * 8 >= 8 * 2**20  # the training threshold on CPU (float64: 9.4 MB)
+    with torch.no_grad():
+        assert layer.uses_per_sample(x)
+        fast = layer(x)
+    with fast_paths(False), torch.no_grad():
+        assert not layer.uses_per_sample(x)
+        torch.testing.assert_close(fast, layer(x))
+    assert layer.uses_per_sample(x)  # with autograd too, at this size
+    grads = torch.autograd.grad(layer(x).square().sum(), [x, layer.weight, layer.fc2.weight])
+    with fast_paths(False):
+        expected = torch.autograd.grad(layer(x).square().sum(), [x, layer.weight, layer.fc2.weight])
+    for got, want in zip(grads, expected, strict=True):
+        torch.testing.assert_close(got, want)

@@ -9,6 +9,7 @@ layer), zero initialisation of the last generator layer (so the layer starts as 
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import torch
@@ -16,7 +17,14 @@ import torch.nn.functional as F
 from timm.layers import make_divisible
 from torch import nn
 
-from ..fast_paths import aw_factored_is_faster, exporting, fast_paths_enabled, samples_per_call, tuning
+from ..fast_paths import (
+    aw_factored_is_faster,
+    exporting,
+    fast_paths_enabled,
+    may_overwrite_temporaries,
+    samples_per_call,
+    tuning,
+)
 from ..ops.pooling import adaptive_avg_pool2d_matmul
 from ..ops.shapes import conv_output_size
 from .common import NotScriptable, to_factory
@@ -47,8 +55,9 @@ class AWConv2d(NotScriptable, nn.Conv2d):
     A is generated from the input: adaptive average pool to k×k (one descriptor per kernel tap), 1×1 conv
     C_in → C_in/r, ReLU, 1×1 conv to the attention of each tap. Samples run together in one grouped
     convolution (the batch folded into the groups), the reference formula; with fast paths on
-    (:mod:`cnnattn.fast_paths`), small maps take one batched matmul of unfolded patches and the batch is split into
-    chunks by ``max_kernel_bytes``.
+    (:mod:`cnnattn.fast_paths`), wide layers convolve sample by sample (each kernel formed just before its
+    convolution), small maps take one batched matmul of unfolded patches, and the batch is split into chunks by
+    ``max_kernel_bytes``.
 
     Shapes: input (B, C_in, H, W) -> (B, C_out, H', W'), like ``nn.Conv2d``, whose ``weight`` and ``bias``
     it keeps (so a conv's weights load unchanged).
@@ -154,14 +163,18 @@ class AWConv2d(NotScriptable, nn.Conv2d):
         each factor (A = mean_r gate(u_r) ⊗ gate(v_r), so |A| < 1 with tanh) rather than to all
         C_out·C_in/groups·k² values of every sample. The factorised result is a tap-major view, not a copy.
         """
-        batch, (kh, kw) = x.shape[0], self.kernel_size
+        return self._attention(self._logits(x))
+
+    def _attention(self, logits: torch.Tensor) -> torch.Tensor:
+        """:meth:`attention_map` from the generator's output."""
+        batch, (kh, kw) = logits.shape[0], self.kernel_size
         group_in = self.in_channels // self.groups
         if self.attention_shape == "full" and self.rank is not None:
-            u, v = self.attention_factors(x)
+            u, v = self._factors(logits)
             # Per sample and tap, A = Uᵀ V / R: (C_out × R) @ (R × C_in/groups), one batched matmul.
             u, v = u.permute(0, 3, 2, 1) / self.rank, v.permute(0, 3, 1, 2)
             return (u @ v).permute(0, 2, 3, 1).reshape(batch, self.out_channels, group_in, kh, kw)
-        attn = _GATES[self.gate](self._logits(x))  # (B, sum(attn_sizes), k, k)
+        attn = _GATES[self.gate](logits)  # (B, sum(attn_sizes), k, k)
         if self.attention_shape == "shared":
             return attn
         return attn.view(batch, self.out_channels, group_in, kh, kw)
@@ -175,8 +188,11 @@ class AWConv2d(NotScriptable, nn.Conv2d):
     def attention_factors(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The gated factors of the factorised 'full' attention, A[o, c, t] = Σ_r u[r, o, t]·v[r, c, t] / R:
         u (B, R, C_out, k²) and v (B, R, C_in/groups, k²), taps in row-major order."""
-        batch, taps, gate = x.shape[0], self.kernel_size[0] * self.kernel_size[1], _GATES[self.gate]
-        u, v = self._logits(x).split(self.attn_sizes, dim=1)
+        return self._factors(self._logits(x))
+
+    def _factors(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        batch, taps, gate = logits.shape[0], self.kernel_size[0] * self.kernel_size[1], _GATES[self.gate]
+        u, v = logits.split(self.attn_sizes, dim=1)
         u = gate(u).reshape(batch, self.rank, self.out_channels, taps)
         return u, gate(v).reshape(batch, self.rank, self.in_channels // self.groups, taps)
 
@@ -191,13 +207,51 @@ class AWConv2d(NotScriptable, nn.Conv2d):
 
     def modulated_weight(self, x: torch.Tensor) -> torch.Tensor:
         """K ⊙ (1 + A) for every sample, contiguous: (B, C_out, C_in/groups, k, k)."""
-        attn = self.attention_map(x)
+        return self._modulate(self.attention_map(x))
+
+    def _modulate(self, attn: torch.Tensor) -> torch.Tensor:
+        """K ⊙ (1 + A) from the attention of :meth:`attention_map`."""
         if self.attention_shape == "shared":
             group_in, per_group = self.in_channels // self.groups, self.out_channels // self.groups
             weight = self.weight.view(1, self.groups, per_group, group_in, *self.kernel_size)
-            attn = attn.view(x.shape[0], self.groups, 1, group_in, *self.kernel_size)
-            return torch.addcmul(weight, weight, attn).flatten(1, 2)
-        return torch.addcmul(self.weight, self.weight, attn)  # one pass, also un-permutes the tap-major view
+            attn = attn.view(attn.shape[0], self.groups, 1, group_in, *self.kernel_size)
+            return torch.addcmul(weight, weight, attn).flatten(1, 2).contiguous()
+        # One pass, which also un-permutes the tap-major view; contiguous also for a channels-last weight
+        # (``model.to(memory_format=torch.channels_last)``), whose layout addcmul would otherwise keep.
+        return torch.addcmul(self.weight, self.weight, attn).contiguous()
+
+    def _forward_per_sample(self, x: torch.Tensor) -> torch.Tensor:
+        """One convolution per sample, each sample's kernel formed just before it: the generator runs on the whole
+        batch, but no more than one C_out·C_in/groups·k² kernel exists at a time. Where the module may overwrite
+        its temporaries (eager inference), every sample's attention and kernel reuse the same two buffers: large
+        fresh buffers per sample cost a page fault per 4 KiB on CPU, a cost that depends on the allocator's state."""
+        logits = self._logits(x)
+        conv = functools.partial(
+            F.conv2d, bias=None, stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups
+        )
+        if not may_overwrite_temporaries():
+            kernels = (self._modulate(self._attention(logits[i : i + 1]))[0] for i in range(x.shape[0]))
+            return torch.cat([conv(x[i : i + 1], kernel) for i, kernel in enumerate(kernels)])
+        kernel = torch.empty_like(self.weight)
+        if self.attention_shape == "full" and self.rank is not None:
+            u, v = self._factors(logits)
+            u, v = (u / self.rank).permute(0, 3, 2, 1), v.permute(0, 3, 1, 2)  # (B, k², C_out, R), (B, k², R, C_in/g)
+            attn = x.new_empty(u.shape[1], self.out_channels, self.in_channels // self.groups)
+            tap_last = attn.permute(1, 2, 0).unflatten(2, self.kernel_size)  # a view, (C_out, C_in/g, k, k)
+            outs = []
+            for i in range(x.shape[0]):
+                torch.matmul(u[i], v[i], out=attn)
+                outs.append(conv(x[i : i + 1], torch.addcmul(self.weight, self.weight, tap_last, out=kernel)))
+            return torch.cat(outs)
+        outs = []
+        for i in range(x.shape[0]):
+            attn = self._attention(logits[i : i + 1])
+            if self.attention_shape == "shared":
+                modulated = self._modulate(attn)[0]
+            else:
+                modulated = torch.addcmul(self.weight, self.weight, attn[0], out=kernel)
+            outs.append(conv(x[i : i + 1], modulated))
+        return torch.cat(outs)
 
     def _patches(self, x: torch.Tensor, out_size: tuple[int, int], tap_major: bool = False) -> torch.Tensor:
         """``F.unfold`` by padding and k² strided slices: (B, C_in·k², H'·W'), same order; every op has an ONNX form
@@ -250,6 +304,14 @@ class AWConv2d(NotScriptable, nn.Conv2d):
         pairs, grad = self.in_channels * self.out_channels, torch.is_grad_enabled()
         return aw_factored_is_faster(x.device, out_size[0] * out_size[1], pairs, grad)
 
+    def uses_per_sample(self, x: torch.Tensor) -> bool:
+        """Whether the modulated path convolves sample by sample (fast paths on, a batch, and one sample's kernel at
+        least the device's ``aw_per_sample_min_kernel_bytes``), instead of in batch-grouped calls."""
+        limits = tuning(x.device).aw_per_sample_min_kernel_bytes
+        if limits is None or x.shape[0] < 2 or exporting() or not fast_paths_enabled():
+            return False
+        return self.weight.numel() * x.element_size() >= limits[0 if torch.is_grad_enabled() else 1]
+
     def _forward_chunk(self, x: torch.Tensor) -> torch.Tensor:
         batch = x.shape[0]
         out_size = conv_output_size(x.shape[2:], self.kernel_size, self.stride, self.padding, self.dilation)
@@ -274,10 +336,16 @@ class AWConv2d(NotScriptable, nn.Conv2d):
         ).view(batch, -1, *out_size)
 
     def chunk_size(self, x: torch.Tensor) -> int:
-        """Samples per call: as many as fit ``max_kernel_bytes`` of modulated kernels (all of them when exported or
-        traced, so that the batch may stay symbolic, and with fast paths off)."""
-        budget = tuning(x.device).aw_max_kernel_bytes if self.max_kernel_bytes == "auto" else self.max_kernel_bytes
-        return samples_per_call(x, self.weight.numel() * x.element_size(), budget)
+        """Samples per call: as many as fit ``max_kernel_bytes`` of modulated kernels, and with ``'auto'`` under
+        autograd at most the device's ``aw_train_max_samples`` (all of them when exported or traced, so that the batch
+        may stay symbolic, and with fast paths off)."""
+        rules, auto = tuning(x.device), self.max_kernel_bytes == "auto"
+        samples = samples_per_call(x, self.weight.numel() * x.element_size(),
+                                   rules.aw_max_kernel_bytes if auto else self.max_kernel_bytes)  # fmt: skip
+        cap = rules.aw_train_max_samples
+        if not auto or cap is None or not torch.is_grad_enabled() or exporting() or not fast_paths_enabled():
+            return samples
+        return min(samples, cap)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return aw_forward(self, x)
@@ -296,6 +364,8 @@ def aw_forward(module: AWConv2d, x: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"AWConv2d expects input of shape (B, {module.in_channels}, H, W); got {tuple(x.shape)}.")
     if module.uses_factored(x):
         out = module._forward_factored(x)
+    elif module.uses_per_sample(x):
+        out = module._forward_per_sample(x)
     elif (chunk := module.chunk_size(x)) == x.shape[0]:
         out = module._forward_chunk(x)
     else:
