@@ -64,6 +64,7 @@ class Sizes:
     model_batch: int
     model_img: int
     runtimes: tuple[str, ...]
+    memory: bool  # peak memory of each model (on CPU a fresh process per model)
     repeats: int
     cifar_train: int | None  # images (None: all)
     cifar_test: int | None
@@ -79,6 +80,7 @@ FULL = Sizes(
     model_batch=64,
     model_img=224,
     runtimes=("eager", "compile"),
+    memory=True,
     repeats=10,
     cifar_train=None,
     cifar_test=None,
@@ -93,9 +95,10 @@ DRY = Sizes(
     model_batch=2,
     model_img=64,  # stage 4 at 2×2: DAS's instance norm needs more than one pixel
     runtimes=("eager",),  # inductor compiles take minutes on a CPU: the dry run checks the eager plumbing
-    repeats=2,
-    cifar_train=256,
-    cifar_test=128,
+    memory=False,
+    repeats=1,
+    cifar_train=128,
+    cifar_test=64,
     cifar_batch=64,
     evidence=("resnet18", "resnet18_das", "resnet18_eam", "resnet18_aw", "resnet18_se"),
     max_epochs=1,
@@ -227,7 +230,7 @@ def model_rows(kit: Kit) -> list[dict]:
             continue
         results = bench(list(s.model_names), batch_size=s.model_batch, img_size=s.model_img,
                         device=str(kit.device), mode=mode, channels_last=True, amp=True, warmup=2,
-                        repeats=s.repeats, runtimes=s.runtimes)  # fmt: skip
+                        repeats=s.repeats, runtimes=s.runtimes, memory=s.memory)  # fmt: skip
         plain = {r.runtime: r for r in results if r.model == s.model_names[0]}
         for r in results:
             base = plain[r.runtime]

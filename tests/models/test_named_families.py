@@ -77,7 +77,7 @@ def test_cli_trains_every_named_base_for_an_epoch(base: str, tmp_path: Path, cap
 @pytest.mark.parametrize("model", ["convnext_tiny_das", "efficientnet_b0_cbam"])
 def test_faster_rcnn_on_a_named_model_trains_a_step_on_raccoon(model: str, tmp_path: Path, capsys) -> None:
     args = ["train", "--task", "detect", "--detector", "fasterrcnn", "--model", model, "--data",
-            str(SHARED / "raccoon"), "--epochs", "1", "--batch-size", "2", "--workers", "0", "--img-size", "96",
+            str(SHARED / "raccoon"), "--epochs", "1", "--batch-size", "2", "--workers", "0", "--img-size", "64",
             "--train-subset", "2", "--output", str(tmp_path / "run"), "--json", "--no-tensorboard"]  # fmt: skip
     assert main(args) == 0
     out = capsys.readouterr().out
