@@ -188,3 +188,17 @@ def test_cifar_stem_through_timm_and_bad_stems() -> None:
         cnnattn.create_model("mobilenetv2_se", stem="cifar")
     with pytest.raises(ValueError, match="deep stem"):
         cnnattn.create_model("resnet18", stem="cifar", stem_type="deep")
+
+
+def test_mobilenetv2_takes_timms_keywords_and_has_a_complete_cfg() -> None:
+    """timm's scripts always pass in_chans, drop_rate, drop_path_rate and global_pool; timm's tests read pool_size."""
+    import timm
+
+    model = timm.create_model("mobilenetv2_aw", num_classes=4, in_chans=1, drop_rate=0.1, drop_path_rate=0.0,
+                              global_pool="avg")  # fmt: skip
+    assert model(torch.randn(2, 1, 64, 64)).shape == (2, 4) and model.classifier[0].p == 0.1
+    cfg = model.pretrained_cfg
+    wanted = {"input_size", "pool_size", "crop_pct", "interpolation", "mean", "std", "first_conv", "classifier"}
+    assert wanted <= set(cfg) and cfg["input_size"] == (1, 224, 224) and cfg["pool_size"] == (7, 7)
+    with pytest.raises(ValueError, match="no drop path"):
+        timm.create_model("mobilenetv2_se", drop_path_rate=0.1)

@@ -25,13 +25,34 @@ class TimmMobileNetV2(MobileNetV2):
     """torchvision ``MobileNetV2`` (same arguments: ``num_classes``, ``width_mult``, ``dropout``...) that also
     answers timm's interface. ``forward`` = ``forward_head(forward_features(x))``, as torchvision computes it."""
 
-    def __init__(self, num_classes: int = 1000, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        drop_rate: float | None = None,
+        drop_path_rate: float | None = None,
+        global_pool: str = "avg",
+        **kwargs: Any,
+    ) -> None:
+        """torchvision's arguments (``width_mult``, ``dropout``, ...) and timm's ``create_model`` keywords:
+        ``in_chans`` (a new first conv for other than 3 channels), ``drop_rate`` (the classifier's dropout,
+        torchvision's ``dropout``), ``drop_path_rate`` (0 or None only: the blocks have no drop path) and
+        ``global_pool`` (``'avg'`` only)."""
+        if drop_path_rate:
+            raise ValueError(f"torchvision's MobileNetV2 has no drop path; got drop_path_rate={drop_path_rate}.")
+        if global_pool != "avg":
+            raise ValueError(f"MobileNetV2 pools by average only; got global_pool={global_pool!r}.")
+        if drop_rate is not None:
+            kwargs["dropout"] = drop_rate
         super().__init__(num_classes=num_classes, **kwargs)
+        if in_chans != 3:
+            stem = self.features[0][0]
+            self.features[0][0] = nn.Conv2d(in_chans, stem.out_channels, 3, stride=2, padding=1, bias=False)
         self.num_classes, self.num_features = num_classes, self.last_channel
         self.head_hidden_size = self.last_channel
         self.grad_checkpointing = False
         self.feature_info = MobileNetV2Adapter().feature_info(self)
-        self.pretrained_cfg = self.default_cfg = pretrained_cfg(num_classes)
+        self.pretrained_cfg = self.default_cfg = {**pretrained_cfg(num_classes), "input_size": (in_chans, 224, 224)}
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) → (B, num_features, H/32, W/32)."""

@@ -73,6 +73,7 @@ def pretrained_cfg(num_classes: int) -> dict[str, Any]:
     """timm's ``pretrained_cfg`` for torchvision's MobileNetV2 (ImageNet preprocessing, head names)."""
     return dict(
         input_size=(3, 224, 224),
+        pool_size=(7, 7),
         interpolation="bilinear",
         crop_pct=0.875,
         mean=IMAGENET_DEFAULT_MEAN,
