@@ -4,18 +4,14 @@
 >>> model = cnnattn.attach(torchvision.models.resnet50(), "cbam")   # or cnnattn.create_model("resnet50_cbam")
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
 from .analysis import profile
 from .attention import create_attention, list_attention, register_attention
 from .fast_paths import set_fast_paths
 from .models import attach, create_detector, create_model, list_models, load_checkpoint
+from .utils import package_version
 from .visualize import capture
 
-try:
-    __version__ = version("cnnattn")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0+unknown"
+__version__ = package_version()
 
 __all__ = [
     "__version__",

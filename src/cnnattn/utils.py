@@ -10,6 +10,16 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 
+def package_version() -> str:
+    """The installed cnnattn version (``0.0.0+unknown`` when running from an uninstalled source tree)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cnnattn")
+    except PackageNotFoundError:
+        return "0.0.0+unknown"
+
+
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """Render rows as a GitHub-flavoured Markdown table, columns padded for terminals."""
     cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]

@@ -21,7 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..fast_paths import reference_arithmetic
 
-__all__ = ["complexity_table", "count_macs", "count_params", "counted_forward"]
+__all__ = ["card_stats", "complexity_table", "count_macs", "count_params", "counted_forward"]
 
 BILINEAR_MACS = 4
 
@@ -83,6 +83,13 @@ def counted_forward(
 def count_macs(model: nn.Module, input_size: Sequence[int] = (3, 224, 224), batch_size: int = 1) -> int:
     """MACs of one forward pass of ``batch_size`` images of ``input_size`` (C, H, W), in eval mode."""
     return counted_forward(model, input_size, batch_size).get_total_flops() // 2
+
+
+def card_stats(model: nn.Module, img_size: int) -> dict[str, str]:
+    """Params (millions) and GMACs per image at ``img_size``² of a classifier, as a model card lists them."""
+    channels = (getattr(model, "pretrained_cfg", None) or {}).get("input_size", (3,))[0]
+    macs = count_macs(model, (channels, img_size, img_size))
+    return {"Params (M)": f"{count_params(model) / 1e6:.2f}", f"GMACs at {img_size}²": f"{macs / 1e9:.3f}"}
 
 
 def complexity_table(

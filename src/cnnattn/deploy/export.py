@@ -1,9 +1,11 @@
-"""``export``: a model to ONNX, a ``torch.export`` program (.pt2) or TorchScript, verified against eager PyTorch.
+"""``export``: a model to ONNX, a ``torch.export`` program (.pt2), TorchScript or the Hub layout (``hf``: a folder
+of ``config.json``, ``model.safetensors`` and a model card, :mod:`cnnattn.deploy.hub`), verified against eager PyTorch.
 
 After writing, the artefact is loaded back in its own runtime (onnxruntime, ``torch.export.load``,
 ``torch.jit.load``) and run on random input of the export size and, when dynamic, of a second batch and size;
 the largest absolute difference to the eager model must stay within ``tolerance`` (1e-4 for fp32), else
-:class:`ExportError`. Classification models export to every format. Detectors: TorchScript only (torchvision
+:class:`ExportError`. A Hub-layout folder is loaded back with ``timm.create_model("local-dir:DIR", pretrained=True)``.
+Classification models export to every format. Detectors: TorchScript only (torchvision
 scripts its detectors; ``torch.export`` and ONNX cannot express their data-dependent post-processing), and only
 with scriptable attention (the gates; AA, AW and EAM refuse scripting).
 """
@@ -20,8 +22,8 @@ from torch import nn
 
 __all__ = ["FORMATS", "ExportError", "ExportResult", "export"]
 
-FORMATS = ("onnx", "pt2", "torchscript")
-SUFFIXES = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".pt"}
+FORMATS = ("onnx", "pt2", "torchscript", "hf")
+SUFFIXES = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".pt", "hf": ""}
 
 
 class ExportError(RuntimeError):
@@ -105,6 +107,16 @@ def _write_torchscript(model: nn.Module, x: torch.Tensor, path: Path) -> tuple[C
     return (lambda t: loaded(t).detach().numpy()), how
 
 
+def _write_hub_layout(model: nn.Module, path: Path, hub: dict | None) -> Callable[[torch.Tensor], np.ndarray]:
+    import timm
+
+    from .hub import save_hub_layout
+
+    save_hub_layout(model, path, **(hub or {}))
+    loaded = timm.create_model(f"local-dir:{path}", pretrained=True).eval()
+    return lambda t: loaded(t).numpy()
+
+
 @torch.no_grad()
 def export(
     model: nn.Module,
@@ -118,22 +130,27 @@ def export(
     opset: int | None = None,
     strict: bool = False,
     tolerance: float = 1e-4,
+    hub: dict | None = None,
 ) -> ExportResult:
     """Export a classification ``model`` (eval mode) and verify the artefact (see module docs).
 
     Args:
         model: A classifier taking (B, 3, H, W); a detector for ``format='torchscript'`` only.
-        output: File to write (its suffix is not changed).
-        format: ``onnx`` (dynamo exporter, run in onnxruntime), ``pt2`` (``torch.export``) or ``torchscript``.
+        output: File to write (its suffix is not changed); for ``hf`` a folder.
+        format: ``onnx`` (dynamo exporter, run in onnxruntime), ``pt2`` (``torch.export``), ``torchscript``, or
+            ``hf`` (the Hub layout; the size and batch are free, checked at ``img_size`` and one more).
         img_size, batch_size: The example input's side and batch.
         dynamic_batch, dynamic_size: Leave the batch / the height and width free in the artefact.
         opset: ONNX opset (default: the exporter's).
         strict: ``torch.export`` in strict mode (TorchDynamo tracing) rather than non-strict (Python tracing).
         tolerance: Largest allowed absolute difference to eager PyTorch.
+        hub: With ``hf``: keywords of :func:`cnnattn.deploy.hub.save_hub_layout` (``card``, ``data_config``).
     """
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}; got {format!r}.")
     detector = _is_detector(model)
+    if format == "hf":
+        dynamic_batch = dynamic_size = True
     if detector and format != "torchscript":
         raise ValueError(
             f"detectors export to torchscript only: torch.export and ONNX cannot express torchvision's "
@@ -142,13 +159,15 @@ def export(
     model = model.eval()
     path = Path(output)
     path.parent.mkdir(parents=True, exist_ok=True)
-    x = torch.randn(batch_size, 3, img_size, img_size)
+    x = torch.randn(batch_size, _in_chans(model), img_size, img_size)
     dynamic = _dynamic_shapes(dynamic_batch, dynamic_size)
     try:
         if format == "onnx":
             import onnxruntime
 
             run, runtime = write_onnx(model, x, path, dynamic, opset), f"onnxruntime {onnxruntime.__version__}"
+        elif format == "hf":
+            run, runtime = _write_hub_layout(model, path, hub), "timm.create_model('local-dir:...')"
         elif format == "pt2":
             run, runtime = _write_pt2(model, x, path, dynamic, strict), f"torch.export.load (torch {torch.__version__})"
         else:
@@ -158,6 +177,10 @@ def export(
         raise ImportError(f"ONNX export needs onnx, onnxscript and onnxruntime: pip install \"cnnattn[deploy]\" ({err})"
                           ) from None  # fmt: skip
     return _verify(model, run, path, format, runtime, x.shape, dynamic_batch, dynamic_size, tolerance, detector)
+
+
+def _in_chans(model: nn.Module) -> int:
+    return (getattr(model, "pretrained_cfg", None) or {}).get("input_size", (3,))[0]
 
 
 def _verify(model: nn.Module, run: Callable, path: Path, format: str, runtime: str, shape: torch.Size,

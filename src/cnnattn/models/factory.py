@@ -37,12 +37,14 @@ __all__ = [
     "cifar_stem",
     "create_model",
     "feature_net_placement",
+    "features_net",
     "list_models",
     "parse_model_name",
 ]
 
 
 STEMS = ("imagenet", "cifar")
+HUB_SOURCES = ("local-dir", "hf-hub")  # timm's model sources: a name ``local-dir:DIR`` is a saved model
 CIFAR_INPUT_SIZE = 32
 
 
@@ -107,6 +109,24 @@ BACKBONES: dict[str, Callable[..., nn.Module]] = {
 _FLATTEN_FEATURES = {"mobilenetv2", *TIMM_BASES} - {"resnext50_32x4d", "wide_resnet50_2"}
 # Stacks of attentions with model names of their own: AW-convolution with an activation gate (docs/aw.md).
 MODEL_STACKS: list[tuple[str, ...]] = [("aw", "se"), ("aw", "cbam")]
+# pretrained_cfg fields that describe where a base's published weights come from: cnnattn's models have none.
+_WEIGHT_SOURCE_FIELDS = ("tag", "url", "hf_hub_id", "hf_hub_filename", "file", "source", "state_dict", "license")
+_WEIGHT_SOURCE_FIELDS += ("origin_url", "paper_ids", "paper_name", "notes", "custom_load", "test_input_size")
+_WEIGHT_SOURCE_FIELDS += ("test_crop_pct", "test_pool_size")
+
+
+def own_pretrained_cfg(cfg: dict[str, Any], name: str, num_classes: int) -> dict[str, Any]:
+    """timm's ``pretrained_cfg`` of a built cnnattn model: the base's preprocessing and layer names, under the
+    cnnattn ``name``, without the base's weight source (its tag, URL, licence, paper)."""
+    cfg = {k: v for k, v in dict(cfg).items() if k not in _WEIGHT_SOURCE_FIELDS}
+    return {**cfg, "architecture": name, "num_classes": num_classes}
+
+
+def model_args(kwargs: dict[str, Any], **attn: Any) -> dict[str, Any]:
+    """The keywords that rebuild a model (``model._model_args``, written by timm's ``save_for_hf``): the
+    backbone's and the attention overrides that were given, without drop rates (training settings, as in timm)."""
+    args = {k: v for k, v in kwargs.items() if not k.endswith(("drop_rate", "drop_path_rate", "drop_block_rate"))}
+    return {**args, **{k: v for k, v in attn.items() if v is not None and v != {}}}
 
 
 @dataclass(frozen=True)
@@ -179,7 +199,7 @@ def feature_net_placement(placement: Placement, features: nn.Module) -> Placemen
 
 def create_model(
     name: str,
-    num_classes: int = 1000,
+    num_classes: int | None = None,
     *,
     pretrained: bool = False,
     checkpoint_path: str | Path | None = None,
@@ -193,8 +213,11 @@ def create_model(
     """Build a backbone with attention at its default placement (or the one given).
 
     Args:
-        name: ``<backbone>[_<attention>]``, e.g. ``'resnet50_cbam'`` (see :func:`list_models`).
-        num_classes: Classifier outputs.
+        name: ``<backbone>[_<attention>]``, e.g. ``'resnet50_cbam'`` (see :func:`list_models`), or a Hub-layout
+            model with its weights: ``'local-dir:DIR'`` (a folder written by ``cnnattn export --format hf``) or
+            ``'hf-hub:user/repo'``, built by timm from its ``config.json``.
+        num_classes: Classifier outputs (default 1000, or the Hub-layout model's own; another count gives a
+            freshly initialised classifier).
         pretrained: Not available (no weights are downloaded); raises ValueError. Use ``checkpoint_path``.
         checkpoint_path: Local ``.pth``/``.safetensors`` state dict, of this model or of the plain backbone
             (attention parameters then keep their initialisation), loaded with ``weights_only=True``.
@@ -208,6 +231,12 @@ def create_model(
             ``drop_path_rate``, ``global_pool``, ``output_stride``...) for the timm bases, torchvision MobileNetV2's
             ``width_mult``, ``dropout``...
     """
+    if name.partition(":")[0] in HUB_SOURCES:
+        given = {"num_classes": num_classes, "attn_stages": attn_stages, "attn_position": attn_position}
+        given = {k: v for k, v in {**given, "attn_kwargs": attn_kwargs}.items() if v is not None}
+        return timm.create_model(name, pretrained=True, features_only=features_only, out_indices=out_indices,
+                                 **given, **kwargs)  # fmt: skip
+    num_classes = 1000 if num_classes is None else num_classes
     spec = parse_model_name(name)
     if pretrained:
         raise ValueError(
@@ -232,15 +261,24 @@ def create_model(
             position=attn_position,
             **(attn_kwargs or {}),
         )
+    model.pretrained_cfg = model.default_cfg = own_pretrained_cfg(model.pretrained_cfg, name, num_classes)
+    attn = {"attn_stages": attn_stages, "attn_position": attn_position, "attn_kwargs": attn_kwargs}
+    model._model_args = {"num_classes": num_classes, **model_args(kwargs, **attn)}
     if checkpoint_path is not None:
         new_keys = set(model.state_dict()) - backbone_keys
         load_checkpoint(model, checkpoint_path, allow_missing=new_keys)
-    if features_only:
-        cfg = model.pretrained_cfg
-        levels = tuple(range(len(model.feature_info))) if out_indices is None else tuple(out_indices)
-        placements = getattr(model, "cnnattn_placements", [])
-        model = FeatureListNet(model, out_indices=levels, flatten_sequential=spec.backbone in _FLATTEN_FEATURES)
-        model.pretrained_cfg = model.default_cfg = cfg
-        if placements:
-            model.cnnattn_placements = [feature_net_placement(p, model) for p in placements]
-    return model
+    return features_net(model, out_indices) if features_only else model
+
+
+def features_net(model: nn.Module, out_indices: Sequence[int] | None = None) -> FeatureListNet:
+    """timm's ``FeatureListNet`` over a built cnnattn model: its feature maps at ``out_indices`` (None: every
+    ``feature_info`` level), with the model's ``pretrained_cfg`` and placement records."""
+    cfg = model.pretrained_cfg
+    backbone = parse_model_name(cfg["architecture"]).backbone
+    levels = tuple(range(len(model.feature_info))) if out_indices is None else tuple(out_indices)
+    placements = getattr(model, "cnnattn_placements", [])
+    features = FeatureListNet(model, out_indices=levels, flatten_sequential=backbone in _FLATTEN_FEATURES)
+    features.pretrained_cfg = features.default_cfg = cfg
+    if placements:
+        features.cnnattn_placements = [feature_net_placement(p, features) for p in placements]
+    return features

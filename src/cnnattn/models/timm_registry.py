@@ -1,7 +1,9 @@
 """Expose cnnattn model names in timm's registry, so ``timm.create_model('resnet50_cbam')`` works.
 
 Names timm already owns (its plain ``resnet18``...``resnet152``, same architecture and keys) are left to
-timm. ``pretrained=True`` takes a local file through ``pretrained_cfg_overlay=dict(file=PATH)``.
+timm. ``pretrained=True`` takes a local file through ``pretrained_cfg_overlay=dict(file=PATH)``, or the weights
+of a Hub-layout folder (``timm.create_model('local-dir:DIR', pretrained=True)``, ``'hf-hub:user/repo'``) written
+by ``cnnattn export --format hf`` or timm's ``save_for_hf``.
 """
 
 from __future__ import annotations
@@ -9,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from timm.models import is_model, model_entrypoint, register_model
+from timm.models import is_model, load_pretrained, model_entrypoint, register_model
 from torch import nn
 
 from ..attention.registry import AttentionInfo, add_registry_listener
-from .factory import BACKBONES, MODEL_STACKS, ModelSpec, buildable, create_model
+from .factory import BACKBONES, HUB_SOURCES, MODEL_STACKS, ModelSpec, buildable, create_model, features_net
 
 __all__ = ["register_timm_model"]
 
@@ -26,6 +28,9 @@ def _entrypoint(name: str) -> Callable[..., nn.Module]:
         cache_dir: Any = None,
         **kwargs: Any,
     ) -> nn.Module:
+        saved = dict(pretrained_cfg) if isinstance(pretrained_cfg, dict) else {}
+        if saved.get("source") in HUB_SOURCES:
+            return _from_hub_layout(name, saved, pretrained, **kwargs)
         checkpoint = (pretrained_cfg_overlay or {}).get("file") if pretrained else None
         if pretrained and checkpoint is None:
             raise ValueError(
@@ -39,6 +44,19 @@ def _entrypoint(name: str) -> Callable[..., nn.Module]:
     entrypoint.__module__ = __name__
     entrypoint.__doc__ = f"cnnattn model {name} (see cnnattn.create_model)."
     return entrypoint
+
+
+def _from_hub_layout(name: str, saved: dict[str, Any], pretrained: bool, **kwargs: Any) -> nn.Module:
+    """The model a Hub-layout ``config.json`` describes (its ``pretrained_cfg`` kept), with the folder's or
+    repository's weights when ``pretrained`` (timm's loader: safetensors first, ``weights_only``)."""
+    kwargs.pop("pretrained_model_args", None)
+    features_only, out_indices = kwargs.pop("features_only", False), kwargs.pop("out_indices", None)
+    model = create_model(name, **kwargs)
+    model.pretrained_cfg = model.default_cfg = {**model.pretrained_cfg, **saved, "architecture": name}
+    if pretrained:
+        in_chans = model.pretrained_cfg.get("input_size", (3,))[0]
+        load_pretrained(model, model.pretrained_cfg, num_classes=model.num_classes, in_chans=in_chans)
+    return features_net(model, out_indices) if features_only else model
 
 
 def register_timm_model(name: str) -> bool:
