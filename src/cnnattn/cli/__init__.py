@@ -29,6 +29,7 @@ COMMANDS = {
     "compare": "compare",
     "show": "show",
     "export": "export",
+    "timm": "timm_scripts",
 }
 
 

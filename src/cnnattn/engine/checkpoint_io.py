@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +21,18 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     atomic_write(path, lambda f: torch.save(obj, f))
 
 
-TRAINING_CHECKPOINT = "a checkpoint written by `cnnattn train` (runs/<run>/checkpoints/last.ckpt or best.ckpt)"
+TRAINING_CHECKPOINT = (
+    "a checkpoint written by `cnnattn train` (runs/<run>/checkpoints/last.ckpt or best.ckpt) or by timm's train.py"
+)
 
 
 def load_training_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
-    """A checkpoint written by ``cnnattn train``, loaded with ``weights_only=True`` (tensors and plain data).
+    """A checkpoint written by ``cnnattn train`` or timm's ``train.py``, loaded with ``weights_only=True`` (tensors and
+    plain data; timm's ``args`` namespace is plain data too).
 
     ValueError naming the file for anything else: garbage, truncated, pickled objects, a bare state dict."""
-    state = safe_torch_load(path, TRAINING_CHECKPOINT, map_location)
+    with torch.serialization.safe_globals([argparse.Namespace]):  # timm's train.py stores its args: plain data
+        state = safe_torch_load(path, TRAINING_CHECKPOINT, map_location)
     if not isinstance(state, dict) or "state_dict" not in state:
         kind = "a state dict of model weights" if _is_state_dict(state) else f"a {type(state).__name__}"
         hint = " (start training from it with --init-checkpoint)" if _is_state_dict(state) else ""

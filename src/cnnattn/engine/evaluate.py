@@ -40,6 +40,16 @@ class _Request:
     device: str
 
 
+def _check_classes(data: object, found: list[str], classes: list[str]) -> None:
+    """DataError unless the data's classes are the checkpoint's (a timm checkpoint's, named by index: as many)."""
+    by_index = classes == [str(i) for i in range(len(classes))]
+    if found != classes and not (by_index and len(found) == len(classes)):
+        raise DataError(
+            f"{data}: its classes ({len(found)}: {found[:5]}...) differ from the checkpoint's "
+            f"({len(classes)}: {classes[:5]}...); evaluate on the dataset the model was trained on."
+        )
+
+
 def _evaluate_detection(r: _Request) -> dict:
     """COCO metrics (percent, pycocotools) of a detector on the validation split of ``r.data``."""
     if r.precisions != ["32"]:
@@ -48,11 +58,7 @@ def _evaluate_detection(r: _Request) -> dict:
     # the training batch size by default: a detector pads each batch to its largest image, which moves boxes
     batch_size = r.batch_size or config.batch_size
     module = DetectionData(data, batch_size, r.workers, seed=config.seed, val_fraction=config.val_fraction)
-    if module.classes != classes:
-        raise DataError(
-            f"{data}: its classes ({len(module.classes)}: {module.classes[:5]}...) differ from the checkpoint's "
-            f"({len(classes)}: {classes[:5]}...); evaluate on the dataset the model was trained on."
-        )
+    _check_classes(data, module.classes, classes)
     val = module.split("val")
     predictions = predict_all(model.to(device), module.val_dataloader(), device)
     metrics = coco_metrics(val, ordered_predictions(val, predictions))
@@ -110,7 +116,8 @@ def evaluate(
     """Top-1/top-5 (percent) and mean loss on the validation split of ``data`` (default: the run's data); for a
     detector, AP, AP50, AP75, APs/m/l, AR1/10/100, ARs/m/l (percent; None where no object has that size).
 
-    The classes of the data must match the checkpoint's (same names, same order), otherwise DataError.
+    The classes of the data must match the checkpoint's (same names, same order; for a timm ``train.py``
+    checkpoint, whose classes are indices, the same count), otherwise DataError.
     ``batch_size`` defaults to 128, and for a detector to its training batch size (a detector pads each batch
     to its largest image, so the batch size moves boxes slightly). ``precisions`` beyond ``"32"`` (``bf16``;
     ``fp16`` on CUDA) run the same images under autocast and add ``precisions[p]``: their top-1/top-5/loss and
@@ -129,11 +136,7 @@ def _evaluate_classifier(r: _Request) -> dict:
         r.checkpoint, r.model, r.config, r.classes, r.data, r.device, r.precisions
     )  # fmt: skip
     module = ClassificationData(data, r.img_size or config.img_size, r.batch_size or 128, r.workers, seed=config.seed)
-    if module.classes != classes:
-        raise DataError(
-            f"{data}: its classes ({len(module.classes)}: {module.classes[:5]}...) differ from the checkpoint's "
-            f"({len(classes)}: {classes[:5]}...); evaluate on the dataset the model was trained on."
-        )
+    _check_classes(data, module.classes, classes)
     model.to(device)
     tallies = {p: _Tally() for p in chosen}
     images, k = 0, min(5, len(classes))
