@@ -73,10 +73,16 @@ def test_channels_last_dsc_changes_no_number(channels_last_dsc: bool | None) -> 
 
 def test_channels_last_dsc_auto_rule() -> None:
     gate, big = DASGate(16, rd_ratio=1 / 4), CPU.dsc_channels_last_min_pixels
-    assert gate._dsc_channels_last(torch.empty(1, 16, 1, big))
-    assert not gate._dsc_channels_last(torch.empty(1, 16, 1, big - 1))
-    assert not DASGate(16, rd_ratio=1 / 4, channels_last_dsc=False)._dsc_channels_last(torch.empty(1, 16, 1, big))
-    assert DASGate(16, rd_ratio=1 / 4, channels_last_dsc=True)._dsc_channels_last(torch.empty(1, 16, 1, 4))
+
+    def channels_last(module: DASGate, width: int) -> bool:
+        x = torch.randn(1, 16, 2, width)
+        return module._dsc_input(x).is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous(
+            memory_format=torch.channels_last
+        )
+
+    assert channels_last(gate, big // 2) and not channels_last(gate, big // 2 - 1)
+    assert not channels_last(DASGate(16, rd_ratio=1 / 4, channels_last_dsc=False), big)
+    assert channels_last(DASGate(16, rd_ratio=1 / 4, channels_last_dsc=True), 4)
 
 
 def test_zero_initialised_offsets_make_dc_a_plain_conv() -> None:

@@ -25,6 +25,9 @@ def test_fx_and_jit_trace_equal_eager(name: str) -> None:
         other = torch.randn(3, 3, 96, 80)  # the FX graph is not fixed to the traced size
         assert torch.allclose(graph(x), expected, atol=1e-5) and torch.allclose(traced(x), expected, atol=1e-5)
         assert torch.allclose(graph(other), model(other), atol=1e-5)
+    large = torch.randn(1, 3, 128, 128)  # timm's FX test size: 32² maps in stage 1, where DAS's DSC runs channels-last
+    with torch.inference_mode():
+        assert torch.equal(graph(large), model(large)), "timm's test_model_forward_fx asks for bitwise equality"
 
 
 @pytest.mark.parametrize("name", ["resnet18_das", "resnet18_aw", "resnet18_eam", "resnet18_aa", "resnet18_bam"])

@@ -82,5 +82,17 @@ def test_mobilenetv2_keeps_torchvisions_keys_and_outputs() -> None:
         assert [torch.equal(a, b) for a, b in zip(last_two, intermediates[-2:], strict=True)] == [True, True]
     ours.set_grad_checkpointing()
     _loss_and_grads(ours, x)  # checkpointed blocks still give every gradient
-    with pytest.raises(ValueError, match="average only"):
+    with pytest.raises(ValueError, match="by average"):
         ours.reset_classifier(5, global_pool="max")
+
+
+def test_mobilenetv2_without_pooling_gives_the_unpooled_maps_timm_asks_for() -> None:
+    """timm's test_model_default_cfgs: ``reset_classifier(0, '')`` and ``num_classes=0`` as timm defines them."""
+    model = cnnattn.create_model("mobilenetv2_se", num_classes=10).eval()
+    x = torch.randn(1, 3, SMALL, SMALL)
+    model.reset_classifier(0, "")
+    with torch.no_grad():
+        assert model(x).shape == (1, 1280, SMALL // 32, SMALL // 32)
+        assert timm.create_model("mobilenetv2_se", num_classes=0)(x).shape == (1, 1280)
+    with pytest.raises(ValueError, match="num_classes=0"):
+        model.reset_classifier(5, "")

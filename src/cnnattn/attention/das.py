@@ -60,6 +60,18 @@ def check_gate_input(x: torch.Tensor, channels: int, instance_norm: bool) -> Non
 torch.fx.wrap("check_gate_input")
 
 
+def dsc_input(x: torch.Tensor, channels_last: bool | None) -> torch.Tensor:
+    """X in the memory layout DAS's depthwise-separable conv runs in: a channels-last copy where ``channels_last``
+    says so, or where it is None and :func:`cnnattn.fast_paths.dsc_channels_last` does; else X itself. A leaf of
+    ``torch.fx`` tracing, so a traced graph makes the same choice for each input as eager PyTorch."""
+    if channels_last is None:
+        channels_last = dsc_channels_last(x)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+torch.fx.wrap("dsc_input")
+
+
 @register_attention(
     "das",
     description="DAS deformable attention gate X ⊙ σ(LN(DC(IN(DSC(X))))) (Salajegheh et al. 2023); "
@@ -144,19 +156,14 @@ class DASGate(nn.Module):
         check_gate_input(x, self.channels, isinstance(self.norm, nn.InstanceNorm2d))
 
     @torch.jit.unused
-    def _dsc_channels_last(self, x: torch.Tensor) -> bool:
-        if self.channels_last_dsc is not None:
-            return self.channels_last_dsc
-        return dsc_channels_last(x)
+    def _dsc_input(self, x: torch.Tensor) -> torch.Tensor:
+        return dsc_input(x, self.channels_last_dsc)
 
     def _hidden(self, x: torch.Tensor) -> torch.Tensor:
         """IN(DSC(X)): (B, C/α, H, W), contiguous."""
-        channels_last = False
         if not torch.jit.is_scripting():  # TorchScript skips this block: scripted gates keep x's layout
-            channels_last = self._dsc_channels_last(x)
-        if channels_last:
-            return self.norm(self.dsc(x.contiguous(memory_format=torch.channels_last)).contiguous())
-        return self.norm(self.dsc(x))
+            x = self._dsc_input(x)
+        return self.norm(self.dsc(x)).contiguous()
 
     def _gate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Gate A (B, C, H, W), offsets (B, 2·G·k², H, W) and the DCNv2 mask (B, G·k², H, W) or None."""

@@ -19,6 +19,8 @@ from ..ops.pooling import max_along, spatial_max
 from .common import autocast_active, gated
 from .registry import register_attention
 
+torch.fx.wrap("gated")  # a leaf of torch.fx tracing: the in-place choice is made when the graph runs
+
 
 class NonLocalAttn(non_local_attn.NonLocalAttn):
     """timm's ``NonLocalAttn`` (same arguments, parameters and state dict; the same outputs up to float rounding),

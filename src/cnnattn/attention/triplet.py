@@ -13,6 +13,8 @@ from ..ops.pooling import max_along, zpools
 from .common import gated, to_factory
 from .registry import register_attention
 
+torch.fx.wrap("gated")  # a leaf of torch.fx tracing: the in-place choice is made when the graph runs
+
 
 class ZPool(nn.Module):
     """Concatenate max and mean over dim 1: (B, D, P, Q) -> (B, 2, P, Q)."""

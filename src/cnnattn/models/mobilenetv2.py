@@ -21,6 +21,16 @@ from .adapters.mobilenetv2 import MobileNetV2Adapter, pretrained_cfg
 __all__ = ["TimmMobileNetV2"]
 
 
+def _check_pool(global_pool: str, num_classes: int) -> None:
+    """MobileNetV2 pools by average (``'avg'``), or not at all (``''``) where no classifier follows."""
+    if global_pool not in ("avg", ""):
+        raise ValueError(f"MobileNetV2 pools by average ('avg') or not at all (''); got global_pool={global_pool!r}.")
+    if global_pool == "" and num_classes > 0:
+        raise ValueError(
+            "global_pool='' leaves unpooled maps, which a linear classifier cannot take: use num_classes=0."
+        )
+
+
 class TimmMobileNetV2(MobileNetV2):
     """torchvision ``MobileNetV2`` (same arguments: ``num_classes``, ``width_mult``, ``dropout``...) that also
     answers timm's interface. ``forward`` = ``forward_head(forward_features(x))``, as torchvision computes it."""
@@ -37,17 +47,19 @@ class TimmMobileNetV2(MobileNetV2):
         """torchvision's arguments (``width_mult``, ``dropout``, ...) and timm's ``create_model`` keywords:
         ``in_chans`` (a new first conv for other than 3 channels), ``drop_rate`` (the classifier's dropout,
         torchvision's ``dropout``), ``drop_path_rate`` (0 or None only: the blocks have no drop path) and
-        ``global_pool`` (``'avg'`` only)."""
+        ``global_pool`` (``'avg'``, or ``''`` for unpooled features without a classifier)."""
         if drop_path_rate:
             raise ValueError(f"torchvision's MobileNetV2 has no drop path; got drop_path_rate={drop_path_rate}.")
-        if global_pool != "avg":
-            raise ValueError(f"MobileNetV2 pools by average only; got global_pool={global_pool!r}.")
+        _check_pool(global_pool, num_classes)
         if drop_rate is not None:
             kwargs["dropout"] = drop_rate
         super().__init__(num_classes=num_classes, **kwargs)
         if in_chans != 3:
             stem = self.features[0][0]
             self.features[0][0] = nn.Conv2d(in_chans, stem.out_channels, 3, stride=2, padding=1, bias=False)
+        self.global_pool = global_pool
+        if num_classes == 0:  # timm's convention: no classifier, the (pooled) features out
+            self.classifier[-1] = nn.Identity()
         self.num_classes, self.num_features = num_classes, self.last_channel
         self.head_hidden_size = self.last_channel
         self.grad_checkpointing = False
@@ -61,8 +73,10 @@ class TimmMobileNetV2(MobileNetV2):
         return self.features(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Global average pool, then (unless ``pre_logits``) dropout and the linear classifier."""
-        x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        """Global average pool (none with ``global_pool=''``), then (unless ``pre_logits``) dropout and the linear
+        classifier."""
+        if self.global_pool == "avg":
+            x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
         return x if pre_logits else self.classifier(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -72,10 +86,11 @@ class TimmMobileNetV2(MobileNetV2):
         return self.classifier[-1]
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        """A fresh classifier of ``num_classes`` outputs; 0 leaves the pooled features (``global_pool`` must stay
-        average pooling, the only one MobileNetV2 has)."""
-        if global_pool not in (None, "avg"):
-            raise ValueError(f"MobileNetV2 pools by average only; got global_pool={global_pool!r}.")
+        """A fresh classifier of ``num_classes`` outputs; 0 leaves the pooled features, or with ``global_pool=''``
+        the unpooled maps (B, num_features, H/32, W/32)."""
+        if global_pool is not None:
+            _check_pool(global_pool, num_classes)
+            self.global_pool = global_pool
         self.num_classes = num_classes
         self.classifier[-1] = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         self.pretrained_cfg = self.default_cfg = {**self.pretrained_cfg, "num_classes": num_classes}
