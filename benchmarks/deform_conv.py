@@ -1,6 +1,6 @@
 """Deformable convolution: cnnattn's sampled path vs torchvision's kernel, side by side.
 
-Shapes: the issue's target (64→64 channels, 56×56, 3×3) and the DAS deformable conv of ResNet-50 at 224²
+Shapes: a 64→64-channel 3×3 deformable conv at 56×56 and the DAS deformable conv of ResNet-50 at 224²
 in each stage (C/α → C at 56², 28², 14², 7²), at batch 1 and 8. For each, inference (no grad) and a
 training step (forward + backward to input, offset and weight): median of repeated runs and the peak
 resident memory of a fresh process running only that case.

@@ -1,6 +1,7 @@
 """Explicit attention: separable EAM vs dense EAM vs the AA layer, time and peak memory against map size.
 
     python benchmarks/explicit_attention.py speed [--cases 512x14,256x28,128x56,64x112] [--part layer|attention]
+        [--json out.json]
     python benchmarks/explicit_attention.py table
 
 ``table``: params and GFLOPs (2 × MACs, the AA paper's convention; EAM also dense-equivalent) of
@@ -15,7 +16,10 @@ head: H·H + W·W for the separable form, (H·W)² dense.
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import sys
+from pathlib import Path
 
 import cnnattn
 from cnnattn.analysis import machine_info, profile
@@ -71,7 +75,7 @@ def table(_: argparse.Namespace) -> None:
 
 def speed(args: argparse.Namespace) -> None:
     limit = int(args.memory_limit_gb * 2**30)
-    rows = []
+    rows, records = [], []
     for case in args.cases.split(","):
         channels, size = (int(v) for v in case.split("x"))
         results = {
@@ -79,6 +83,8 @@ def speed(args: argparse.Namespace) -> None:
             for label, (name, kwargs) in LAYERS.items()
             for mode in ("infer", "train")
         }
+        records += [{"channels": channels, "size": size, "layer": label, "mode": mode, **result}
+                    for (label, mode), result in results.items()]  # fmt: skip
         sep, dense = results[("EAM separable", "train")], results[("EAM dense", "train")]
         speedup = f"{dense['seconds'] / sep['seconds']:.1f}×" if dense["status"] == sep["status"] == "ok" else "—"
         rows.append(
@@ -111,6 +117,14 @@ def speed(args: argparse.Namespace) -> None:
             rows,
         )
     )
+    if args.json:
+        record = {"machine": machine_info(), "date": datetime.date.today().isoformat(), "command": _command(),
+                  "part": args.part, "batch_size": args.batch_size, "rows": records}  # fmt: skip
+        Path(args.json).write_text(json.dumps(record, indent=1) + "\n")
+
+
+def _command() -> str:
+    return f"python benchmarks/explicit_attention.py {' '.join(sys.argv[1:])}"
 
 
 def main() -> None:
@@ -126,10 +140,11 @@ def main() -> None:
         default="layer",
         help="the whole layer, or only its attention branch (the part that differs)",
     )
+    run.add_argument("--json", help="also write the machine, date, command and every measurement here")
     run.set_defaults(func=speed)
     commands.add_parser("table").set_defaults(func=table)
     args = parser.parse_args()
-    print(f"machine: {machine_info()}\ncommand: python benchmarks/explicit_attention.py {' '.join(sys.argv[1:])}\n")
+    print(f"machine: {machine_info()}\ncommand: {_command()}\n")
     args.func(args)
 
 

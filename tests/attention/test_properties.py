@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from cnnattn.attention import create_attention, get_attention_info, list_attention
 
 NAMES = [info.name for info in list_attention()]
-THOROUGH = settings.default.max_examples >= 50  # the `thorough` profile: the full ranges of the issue
+THOROUGH = settings.default.max_examples >= 50  # the `thorough` profile: the full ranges of docs/reliability.md
 MAX_CHANNELS, MAX_SIDE = (64, 64) if THOROUGH else (24, 24)
 NO_EMPTY_BATCH = {"eca"}  # timm's EcaModule, used as is: its view(B, 1, -1) cannot take 0 samples
 TOLERANCE = {torch.float32: 2e-4, torch.float64: 1e-9}

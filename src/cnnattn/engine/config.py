@@ -19,8 +19,8 @@ TASKS = ("classify", "detect")
 DETECTOR_ARCHS = ("fasterrcnn", "retinanet", "fcos")  # cnnattn.models.DETECTORS
 AUGMENTS = ("auto", "crop", "rrc", "none")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
-# The built-in comparison (`cnnattn compare` without --config): short enough that five variants × two seeds
-# train in under 10 minutes on 2 CPU cores. Flags and key=value overrides still win.
+# The built-in comparison (`cnnattn compare` without --config): five variants × two seeds train in about 5 minutes
+# on 2 CPU cores. Flags and key=value overrides still win.
 DEFAULT_ATTENTIONS = ("none", "se", "cbam", "das", "eam")
 COMPARE_RECIPE: dict[str, Any] = {
     "epochs": 2,
