@@ -21,6 +21,7 @@ by default inference at batch 16 and 224², a training step at batch 8 and 160²
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import sys
 from pathlib import Path
@@ -79,7 +80,9 @@ def speed(args: argparse.Namespace) -> None:
     print("medians; own calls = the same layer called on each sample; live (non-zero) attention parameters\n")
     print(format_table(SPEED_HEADERS, rows))
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": machine_info(), "rows": records}, indent=2) + "\n")
+        record = {"machine": machine_info(), "date": datetime.date.today().isoformat(),
+                  "command": f"python benchmarks/awconv.py {' '.join(sys.argv[1:])}", "rows": records}  # fmt: skip
+        Path(args.json).write_text(json.dumps(record, indent=2) + "\n")
 
 
 IMPL_HEADERS = ("B", "shape", "mode", "plain ms", "modulated ms", "factored ms", "factored/modulated", "auto picks")

@@ -281,9 +281,10 @@ def _fast_path_shape_rows(kit: Kit, channels: int, side: int) -> list[dict]:
     for train in (False, True):
         ms = _time(_aw_formulations(layer, x), kit, train, False)
         mode = "train" if train else "infer"
+        rule = aw_factored_is_faster(dev, side * side, channels * channels, train, batch)
         rows.append({"rule": "AWConv2d formulation (impl='auto')", "shape": shape, "mode": mode,
                      "picks": _aw_pick(layer, x, train), "fastest": min(ms, key=ms.get), **ms,
-                     "factored_rule": aw_factored_is_faster(dev, side * side, channels * channels, train)})  # fmt: skip
+                     "factored_rule": rule})  # fmt: skip
     offset, weight = torch.randn(batch, 18, side, side, device=dev), torch.randn(channels, channels, 3, 3, device=dev)
 
     def deform(impl: str) -> Callable[[], torch.Tensor]:

@@ -61,8 +61,9 @@ class Tuning:
             as ``aw_max_kernel_bytes`` allows).
         aw_per_sample_min_kernel_bytes: ``(training, inference)``: AW convolves sample by sample, forming each kernel
             just before its convolution, where one sample's kernel has at least this many bytes (None: never).
-        aw_factored_max_pixels: ``(least C_in·C_out, max pixels when training, max pixels at inference)`` rows,
-            widest first: where AW's ``impl='auto'`` takes the factored path (empty: never).
+        aw_factored_max_pixels: ``(least C_in·C_out, least batch, max pixels when training, max pixels at
+            inference)`` rows, the first that a layer's width and batch reach decides where AW's ``impl='auto'``
+            takes the factored path (empty: never).
         aa_max_attention_bytes: AA's fused attention takes at most this many bytes of augmented q/k/v per call
             (None: the whole batch).
         spatial_conv_channels_last: spatial gates' 2→1 convolutions read their pooled maps channels-last where a
@@ -76,7 +77,7 @@ class Tuning:
     aw_max_kernel_bytes: int | None
     aw_train_max_samples: int | None
     aw_per_sample_min_kernel_bytes: tuple[int, int] | None
-    aw_factored_max_pixels: tuple[tuple[int, int, int], ...]
+    aw_factored_max_pixels: tuple[tuple[int, int, int, int], ...]
     aa_max_attention_bytes: int | None
     spatial_conv_channels_last: bool
 
@@ -89,7 +90,14 @@ CPU = Tuning(
     aw_max_kernel_bytes=8 * 2**20,
     aw_train_max_samples=16,  # training, 64→64 @56², batch 64: 14 samples per call 1.25× faster than 57
     aw_per_sample_min_kernel_bytes=(8 * 2**20, 2**20),  # benchmarks/awconv.py speed (docs/benchmarks.md)
-    aw_factored_max_pixels=((512 * 512, 25, 16), (256 * 256, 16, 16), (128 * 128, 9, 9), (0, 9, 1)),
+    # 512→512 @7², training, batch 2-64: factored 0.84-0.93× the per-sample path's time; batch 1: 1.28×
+    aw_factored_max_pixels=(
+        (512 * 512, 2, 49, 16),
+        (512 * 512, 1, 25, 16),
+        (256 * 256, 1, 16, 16),
+        (128 * 128, 1, 9, 9),
+        (0, 1, 9, 1),
+    ),
     aa_max_attention_bytes=16 * 2**20,  # as fast as one call at half the peak memory (docs/benchmarks.md)
     spatial_conv_channels_last=True,  # oneDNN's input gradient of a 1-channel conv: 3-4× faster channels-last
 )
@@ -236,11 +244,13 @@ def dsc_channels_last(x: torch.Tensor) -> bool:
     return least is not None and x.shape[-2] * x.shape[-1] >= least
 
 
-def aw_factored_is_faster(device: torch.device, pixels: int, channel_pairs: int, grad: bool) -> bool:
-    """Whether AW's factored path beats the modulated one on ``device`` for output maps of ``pixels`` pixels and
-    C_in·C_out ``channel_pairs``, with (training) or without (inference) autograd (``aw_factored_max_pixels``)."""
+def aw_factored_is_faster(device: torch.device, pixels: int, channel_pairs: int, grad: bool, batch: int = 1) -> bool:
+    """Whether AW's factored path beats the modulated one on ``device`` for ``batch`` output maps of ``pixels``
+    pixels and C_in·C_out ``channel_pairs``, with (training) or without (inference) autograd
+    (``aw_factored_max_pixels``)."""
     rows = tuning(device).aw_factored_max_pixels
-    limits = next((limits for least, *limits in rows if channel_pairs >= least), None)
+    limits = next((limits for pairs, least_batch, *limits in rows if channel_pairs >= pairs and batch >= least_batch),
+                  None)  # fmt: skip
     return limits is not None and pixels <= (limits[0] if grad else limits[1])
 
 

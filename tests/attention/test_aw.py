@@ -118,9 +118,9 @@ def test_factored_path_equals_modulated_for_other_kernels_and_padding(
 
 
 def test_auto_takes_the_factored_path_where_it_was_measured_faster() -> None:
-    def factored(layer: AWConv2d, side: int, grad: bool = True) -> bool:
+    def factored(layer: AWConv2d, side: int, grad: bool = True, batch: int = 1) -> bool:
         with torch.set_grad_enabled(grad):
-            return layer.uses_factored(torch.randn(1, layer.in_channels, side, side))
+            return layer.uses_factored(torch.randn(batch, layer.in_channels, side, side))
 
     narrow, wide, widest = AWConv2d(64, 64), AWConv2d(256, 256), AWConv2d(512, 512)
     assert factored(narrow, 3) and not factored(narrow, 4) and not factored(narrow, 10)
@@ -128,6 +128,7 @@ def test_auto_takes_the_factored_path_where_it_was_measured_faster() -> None:
     assert factored(AWConv2d(128, 128), 3, grad=False) and not factored(AWConv2d(128, 128), 4)
     assert factored(wide, 4) and factored(wide, 4, grad=False) and not factored(wide, 5)
     assert factored(widest, 5, grad=True) and not factored(widest, 5, grad=False) and not factored(widest, 7)
+    assert factored(widest, 7, batch=2) and not factored(widest, 8, batch=2) and not factored(widest, 5, False, 2)
     assert not factored(AWConv2d(64, 64, attention_shape="shared"), 2)
     assert not factored(AWConv2d(64, 64, groups=4), 2) and not factored(AWConv2d(64, 64, rank=None), 2)
     assert not factored(AWConv2d(512, 512, impl="modulated"), 2) and factored(AWConv2d(8, 8, impl="factored"), 9)

@@ -87,8 +87,8 @@ class AWConv2d(NotScriptable, nn.Conv2d):
             each of the R factors and kernel taps, the shared kernel slice applied to the input scaled by v_r,
             then scaled by u_r and summed: (1 + R)× the convolution's MACs, no B·C_out·C_in·k² tensor.
             ``'auto'`` (default): ``'factored'`` where it applies and the device's tuning says it is faster for
-            the layer's width and output size (:func:`cnnattn.fast_paths.aw_factored_is_faster`; on CPU only),
-            ``'modulated'`` elsewhere and with fast paths off.
+            the layer's width, the batch and the output size (:func:`cnnattn.fast_paths.aw_factored_is_faster`;
+            on CPU only), ``'modulated'`` elsewhere and with fast paths off.
         max_kernel_bytes: The batch runs in chunks whose modulated kernels fit this many bytes; ``'auto'``
             (default): the device's ``aw_max_kernel_bytes`` (8 MiB on CPU, one call elsewhere); ``None``: the whole
             batch in one call.
@@ -302,7 +302,7 @@ class AWConv2d(NotScriptable, nn.Conv2d):
             return False
         out_size = conv_output_size(x.shape[2:], self.kernel_size, self.stride, self.padding, self.dilation)
         pairs, grad = self.in_channels * self.out_channels, torch.is_grad_enabled()
-        return aw_factored_is_faster(x.device, out_size[0] * out_size[1], pairs, grad)
+        return aw_factored_is_faster(x.device, out_size[0] * out_size[1], pairs, grad, x.shape[0])
 
     def uses_per_sample(self, x: torch.Tensor) -> bool:
         """Whether the modulated path convolves sample by sample (fast paths on, a batch, and one sample's kernel at
