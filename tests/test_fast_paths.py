@@ -72,6 +72,9 @@ def test_samples_per_call_fits_the_budget_on_cpu_and_takes_the_whole_batch_when_
     assert samples_per_call(x, 100, 50) == 1  # at least one sample, however large
     assert samples_per_call(x, 100, 10_000) == 7
     assert samples_per_call(x, 100, None) == 7
+    assert samples_per_call(x, 100, 600) == 4  # 6 fit: two calls of equal size, 4 + 3
+    assert samples_per_call(x, 100, None, most=2) == 2
+    assert samples_per_call(x, 100, 10_000, most=5) == 4
     seen = []
 
     def record(t: torch.Tensor) -> torch.Tensor:

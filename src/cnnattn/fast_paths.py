@@ -56,7 +56,8 @@ class Tuning:
             autograd (the batch is split to fit).
         aw_bmm_max_pixels: AW convolves per-sample kernels as unfold + batched matmul on output maps of at most
             this many pixels, else as a batch-grouped conv.
-        aw_max_kernel_bytes: AW forms at most this many bytes of per-sample kernels per call (None: the whole batch).
+        aw_max_kernel_bytes: ``(training, inference)``: AW forms at most this many bytes of per-sample kernels per
+            call (None: the whole batch).
         aw_train_max_samples: with autograd, AW's batch-grouped conv takes at most this many samples per call (None:
             as ``aw_max_kernel_bytes`` allows).
         aw_per_sample_min_kernel_bytes: ``(training, inference)``: AW convolves sample by sample, forming each kernel
@@ -74,7 +75,7 @@ class Tuning:
     deform_single_gemm_max_pixels: int
     deform_max_chunk_bytes: int
     aw_bmm_max_pixels: int
-    aw_max_kernel_bytes: int | None
+    aw_max_kernel_bytes: tuple[int, int] | None
     aw_train_max_samples: int | None
     aw_per_sample_min_kernel_bytes: tuple[int, int] | None
     aw_factored_max_pixels: tuple[tuple[int, int, int, int], ...]
@@ -87,7 +88,8 @@ CPU = Tuning(
     deform_single_gemm_max_pixels=128,  # one GEMM wins at 7×7, ties at 14×14, loses at 56×56
     deform_max_chunk_bytes=512 * 2**20,
     aw_bmm_max_pixels=64,  # unfold + bmm wins at 7×7, the batch-grouped conv from 14×14
-    aw_max_kernel_bytes=8 * 2**20,
+    # inference: 2 MiB in fresh processes 0.85-0.95x the time of 8 MiB at 128 @28², batch 8-32; warm, a tie
+    aw_max_kernel_bytes=(8 * 2**20, 2 * 2**20),
     aw_train_max_samples=16,  # training, 64→64 @56², batch 64: 14 samples per call 1.25× faster than 57
     aw_per_sample_min_kernel_bytes=(8 * 2**20, 2**20),  # benchmarks/awconv.py speed (docs/benchmarks.md)
     # 512→512 @7², training, batch 2-64: factored 0.84-0.93× the per-sample path's time; batch 1: 1.28×
@@ -187,13 +189,17 @@ def _may_overwrite_eager() -> bool:
     return _enabled_eager() and not (torch.is_grad_enabled() or compiling())
 
 
-def samples_per_call(x: torch.Tensor, bytes_per_sample: int, budget: int | None) -> int:
+def samples_per_call(x: torch.Tensor, bytes_per_sample: int, budget: int | None, most: int | None = None) -> int:
     """How many samples of ``x`` (B, ...) one call takes so that its temporaries of ``bytes_per_sample`` each fit
-    ``budget`` bytes (at least one). All of them where ``budget`` is None, with fast paths off, and when exported
-    or traced (the batch stays symbolic)."""
-    if budget is None or exporting() or not fast_paths_enabled():
-        return x.shape[0]
-    return max(1, min(x.shape[0], budget // max(1, bytes_per_sample)))
+    ``budget`` bytes, and at most ``most`` (at least one): the batch split into as few calls as that allows, of
+    equal size (64 samples that fit 57 run as 32 + 32, not 57 + 7). All of them where neither bound is given, with
+    fast paths off, and when exported or traced (the batch stays symbolic)."""
+    batch = x.shape[0]
+    if batch == 0 or (budget is None and most is None) or exporting() or not fast_paths_enabled():
+        return batch
+    fit = batch if budget is None else budget // max(1, bytes_per_sample)
+    fit = max(1, min(batch, fit, most or batch))
+    return -(-batch // -(-batch // fit))  # ceil(batch / number of calls)
 
 
 _COUNTING = threading.local()

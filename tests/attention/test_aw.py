@@ -249,6 +249,7 @@ def test_per_sample_formulation_equals_the_reference(attention_shape: str, rank:
     with torch.no_grad():
         assert layer.uses_per_sample(x)
         fast = layer(x)
+    assert fast.is_contiguous()
     with fast_paths(False), torch.no_grad():
         assert not layer.uses_per_sample(x)
         torch.testing.assert_close(fast, layer(x))
@@ -258,3 +259,24 @@ def test_per_sample_formulation_equals_the_reference(attention_shape: str, rank:
         expected = torch.autograd.grad(layer(x).square().sum(), [x, layer.weight, layer.fc2.weight])
     for got, want in zip(grads, expected, strict=True):
         torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("groups, channels_last", [(1, True), (4, False), (4, True)])
+def test_per_sample_inference_with_groups_and_channels_last_weights(groups: int, channels_last: bool) -> None:
+    """Without autograd the factorised per-sample path forms each kernel laid out channels-last: grouped layers and
+    channels-last models give the reference output, in the contiguous layout."""
+    from cnnattn.fast_paths import fast_paths
+
+    layer = AWConv2d(256, 512, 3, groups=groups, bias=True).double()  # kernels of at least 1 MiB
+    with torch.no_grad():
+        layer.fc2.weight.normal_(0, 0.1)
+    x = torch.randn(3, 256, 6, 7, dtype=torch.float64)
+    with fast_paths(False), torch.no_grad():
+        expected = layer(x)
+    if channels_last:
+        layer, x = layer.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        assert layer.uses_per_sample(x)
+        out = layer(x)
+    assert out.is_contiguous()
+    torch.testing.assert_close(out, expected)

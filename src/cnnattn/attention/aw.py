@@ -10,6 +10,7 @@ layer), zero initialisation of the last generator layer (so the layer starts as 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -90,8 +91,8 @@ class AWConv2d(NotScriptable, nn.Conv2d):
             the layer's width, the batch and the output size (:func:`cnnattn.fast_paths.aw_factored_is_faster`;
             on CPU only), ``'modulated'`` elsewhere and with fast paths off.
         max_kernel_bytes: The batch runs in chunks whose modulated kernels fit this many bytes; ``'auto'``
-            (default): the device's ``aw_max_kernel_bytes`` (8 MiB on CPU, one call elsewhere); ``None``: the whole
-            batch in one call.
+            (default): the device's ``aw_max_kernel_bytes`` (on CPU 8 MiB in training, 2 MiB in inference; one call
+            elsewhere); ``None``: the whole batch in one call.
         device, dtype: Where and in which precision to create the parameters (timm's factory keywords).
 
     ``torch.jit.script`` refuses the layer with a message naming tracing and ``torch.export``, which work.
@@ -232,17 +233,9 @@ class AWConv2d(NotScriptable, nn.Conv2d):
         if not may_overwrite_temporaries():
             kernels = (self._modulate(self._attention(logits[i : i + 1]))[0] for i in range(x.shape[0]))
             return torch.cat([conv(x[i : i + 1], kernel) for i, kernel in enumerate(kernels)])
-        kernel = torch.empty_like(self.weight)
         if self.attention_shape == "full" and self.rank is not None:
-            u, v = self._factors(logits)
-            u, v = (u / self.rank).permute(0, 3, 2, 1), v.permute(0, 3, 1, 2)  # (B, k², C_out, R), (B, k², R, C_in/g)
-            attn = x.new_empty(u.shape[1], self.out_channels, self.in_channels // self.groups)
-            tap_last = attn.permute(1, 2, 0).unflatten(2, self.kernel_size)  # a view, (C_out, C_in/g, k, k)
-            outs = []
-            for i in range(x.shape[0]):
-                torch.matmul(u[i], v[i], out=attn)
-                outs.append(conv(x[i : i + 1], torch.addcmul(self.weight, self.weight, tap_last, out=kernel)))
-            return torch.cat(outs)
+            return self._forward_per_sample_factorised(x, logits, conv)
+        kernel = torch.empty_like(self.weight)
         outs = []
         for i in range(x.shape[0]):
             attn = self._attention(logits[i : i + 1])
@@ -252,6 +245,26 @@ class AWConv2d(NotScriptable, nn.Conv2d):
                 modulated = torch.addcmul(self.weight, self.weight, attn[0], out=kernel)
             outs.append(conv(x[i : i + 1], modulated))
         return torch.cat(outs)
+
+    def _forward_per_sample_factorised(self, x: torch.Tensor, logits: torch.Tensor, conv: Callable) -> torch.Tensor:
+        """:meth:`_forward_per_sample` of the factorised 'full' attention in eager inference. Each sample's A, tap-major
+        (k², C_out, C_in/g) as its batched matmul gives it, is modulated into a kernel laid out (C_out, k, k, C_in/g),
+        i.e. a channels-last weight: reading the tap-major A in runs of C_in/g values costs less than gathering it tap
+        by tap into the (C_out, C_in/g, k, k) layout, and oneDNN takes channels-last weights directly."""
+        u, v = self._factors(logits)
+        # (B, k², C_out, R), (B, k², R, C_in/g), contiguous so that no sample's matmul copies its operands.
+        u, v = (u / self.rank).permute(0, 3, 2, 1).contiguous(), v.permute(0, 3, 1, 2).contiguous()
+        attn = x.new_empty(u.shape[1], self.out_channels, self.in_channels // self.groups)
+        attn_last = attn.permute(1, 0, 2).unflatten(1, self.kernel_size)  # a view, (C_out, k, k, C_in/g)
+        weight_last = self.weight.permute(0, 2, 3, 1).contiguous()
+        kernel = torch.empty_like(weight_last)
+        outs = []
+        for i in range(x.shape[0]):
+            torch.matmul(u[i], v[i], out=attn)
+            torch.addcmul(weight_last, weight_last, attn_last, out=kernel)
+            outs.append(conv(x[i : i + 1], kernel.permute(0, 3, 1, 2)))
+        out_size = outs[0].shape[2:]
+        return torch.cat(outs, out=x.new_empty(x.shape[0], self.out_channels, *out_size))  # contiguous
 
     def _patches(self, x: torch.Tensor, out_size: tuple[int, int], tap_major: bool = False) -> torch.Tensor:
         """``F.unfold`` by padding and k² strided slices: (B, C_in·k², H'·W'), same order; every op has an ONNX form
@@ -340,12 +353,12 @@ class AWConv2d(NotScriptable, nn.Conv2d):
         autograd at most the device's ``aw_train_max_samples`` (all of them when exported or traced, so that the batch
         may stay symbolic, and with fast paths off)."""
         rules, auto = tuning(x.device), self.max_kernel_bytes == "auto"
-        samples = samples_per_call(x, self.weight.numel() * x.element_size(),
-                                   rules.aw_max_kernel_bytes if auto else self.max_kernel_bytes)  # fmt: skip
-        cap = rules.aw_train_max_samples
-        if not auto or cap is None or not torch.is_grad_enabled() or exporting() or not fast_paths_enabled():
-            return samples
-        return min(samples, cap)
+        cap = rules.aw_train_max_samples if auto and torch.is_grad_enabled() else None
+        budget = self.max_kernel_bytes
+        if auto:
+            budgets = rules.aw_max_kernel_bytes
+            budget = None if budgets is None else budgets[0 if torch.is_grad_enabled() else 1]
+        return samples_per_call(x, self.weight.numel() * x.element_size(), budget, cap)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return aw_forward(self, x)
