@@ -1,6 +1,7 @@
 """AW-convolution: the batched layer vs its own per-sample calls vs the plain convolution, and model costs.
 
-    python benchmarks/awconv.py speed [--batches 8,32,64] [--repeats 5] [--json out.json]
+    python benchmarks/awconv.py speed [--batches 8,32,64] [--repeats 5] [--runs 3] [--json out.json]
+    python benchmarks/awconv.py floor [--batch 32] [--repeats 5]
     python benchmarks/awconv.py impl [--batch 32] [--sizes 1,2,3,4,5,7,10] [--repeats 5]
     python benchmarks/awconv.py impl-model [--backbone resnet50] [--repeats 5] [--infer-batch 16] [--infer-size 224]
         [--train-batch 8] [--train-size 160] [--classes 1000]
@@ -9,7 +10,10 @@
 ``speed``: the 3×3 convolutions of ResNet-50's bottlenecks at 224² (64 ch @56², 128 @28², 256 @14²,
 512 @7², stride 1), inference (no grad) and a training step (forward + backward), medians of repeated runs, with
 live (non-zero) attention parameters: the batched layer against the same layer called on each sample and a plain
-conv, each case in a fresh process and again in this one (``cnnattn.analysis.layer_timing``).
+conv, each case in fresh processes and again in this one, each figure the median of ``--runs``
+(``cnnattn.analysis.layer_timing``).
+``floor``: at each shape, the convolution with one kernel per sample (the kernels given) and the forming of the
+kernels, each against the plain conv: the least any per-sample-kernel formulation costs.
 ``impl``: the two exact paths of the default layer, ``impl='modulated'`` (per-sample kernels) against
 ``impl='factored'`` (no per-sample kernel), on square maps of each ``--sizes`` output side at ResNet widths: the
 measurement behind ``impl='auto'`` (``cnnattn.fast_paths.aw_factored_is_faster``).
@@ -23,15 +27,17 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import statistics
 import sys
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 import cnnattn
 from cnnattn.analysis import complexity_table, machine_info, time_interleaved, time_models
 from cnnattn.analysis.isolated import run_isolated
-from cnnattn.analysis.layer_timing import batched_vs_own_calls
+from cnnattn.analysis.layer_timing import batched_vs_own_calls, live_aw_layer, timed_step
 from cnnattn.attention import AWConv2d
 from cnnattn.utils import format_table
 
@@ -62,16 +68,28 @@ SPEED_HEADERS = ("mode", "B", "shape", "process", "plain ms", "batched ms", "own
 TARGET = "cnnattn.analysis.layer_timing.batched_vs_own_calls"
 
 
+def _one_run(process: str, kwargs: dict) -> dict[str, float]:
+    """One measurement of a case: in a fresh process, or in this one (``'warm'``)."""
+    return run_isolated(TARGET, kwargs) if process == "fresh" else batched_vs_own_calls(**kwargs)
+
+
+def _median_of(results: list[dict[str, float]]) -> dict[str, float | list[float]]:
+    """Each figure's median over the runs (ratios taken run by run), and every run's own-calls/batched ratio."""
+    merged: dict[str, float | list[float]] = {k: statistics.median(r[k] for r in results) for k in results[0]}
+    return {**merged, "own_calls/batched runs": [r["own_calls/batched"] for r in results]}
+
+
 def speed(args: argparse.Namespace) -> None:
-    """Each (mode, batch, shape) twice: in a fresh process (the allocator as a user's first calls meet it) and in
-    this one after the other cases' allocations (warm)."""
+    """Each (mode, batch, shape) ``--runs`` times in fresh processes (the allocator as a user's first calls meet it)
+    and as often in this one after the other cases' allocations (warm); each figure is the median of its runs (one
+    run alone spreads by about ±20 %)."""
     rows, records = [], []
     for mode in ("infer", "train"):
         for batch in (int(b) for b in args.batches.split(",")):
             for channels, size in SHAPES:
                 kwargs = dict(channels=channels, size=size, batch=batch, mode=mode, repeats=args.repeats)
                 for process in ("fresh", "warm"):
-                    result = run_isolated(TARGET, kwargs) if process == "fresh" else batched_vs_own_calls(**kwargs)
+                    result = _median_of([_one_run(process, kwargs) for _ in range(args.runs)])
                     records.append({**kwargs, "process": process, **result})
                     rows.append((mode, batch, f"{channels}→{channels} @{size}²", process, f"{result['plain']:.1f}",
                                  f"{result['batched']:.1f}", f"{result['own_calls']:.1f}",
@@ -83,6 +101,45 @@ def speed(args: argparse.Namespace) -> None:
         record = {"machine": machine_info(), "date": datetime.date.today().isoformat(),
                   "command": f"python benchmarks/awconv.py {' '.join(sys.argv[1:])}", "rows": records}  # fmt: skip
         Path(args.json).write_text(json.dumps(record, indent=2) + "\n")
+
+
+FLOOR_HEADERS = ("mode", "B", "shape", "plain ms", "layer ms", "conv floor ms", "kernels ms", "layer/plain",
+                 "floor/plain", "(floor + kernels)/plain")  # fmt: skip
+
+
+def _floor_timings(channels: int, size: int, batch: int, train: bool, repeats: int) -> dict[str, float]:
+    """Median ms of the plain conv, the layer, the conv with given per-sample kernels (one call per sample and the
+    batch-grouped conv) and forming the kernels, timed interleaved."""
+    layer, plain = live_aw_layer(channels), torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+    x = torch.randn(batch, channels, size, size, requires_grad=train)
+    kernels = torch.randn(batch, channels, channels, 3, 3, requires_grad=train)
+
+    def per_sample() -> torch.Tensor:
+        return torch.cat([F.conv2d(x[i : i + 1], kernels[i], None, 1, 1) for i in range(batch)])
+
+    def grouped() -> torch.Tensor:
+        return F.conv2d(x.reshape(1, -1, size, size), kernels.view(-1, channels, 3, 3), None, 1, 1, 1, batch)
+
+    fns = {"plain": lambda: plain(x), "layer": lambda: layer(x), "per sample": per_sample, "grouped": grouped,
+           "kernels": lambda: layer.modulated_weight(x)}  # fmt: skip
+    timings = time_interleaved({k: timed_step(f, train) for k, f in fns.items()}, warmup=1, repeats=repeats)
+    return {k: v.median * 1e3 for k, v in timings.items()}
+
+
+def floor(args: argparse.Namespace) -> None:
+    """What any per-sample kernel costs: the convolution of each sample with a kernel of its own, the kernels given
+    (the faster of one call per sample and the batch-grouped conv), and forming the kernels (the layer's generator
+    and modulation, ``modulated_weight``), against the plain conv and the layer."""
+    rows = []
+    for mode in ("infer", "train"):
+        for channels, size in SHAPES:
+            t = _floor_timings(channels, size, args.batch, mode == "train", args.repeats)
+            conv, plain = min(t["per sample"], t["grouped"]), t["plain"]
+            rows.append((mode, args.batch, f"{channels}→{channels} @{size}²", f"{plain:.1f}", f"{t['layer']:.1f}",
+                         f"{conv:.1f}", f"{t['kernels']:.1f}", f"{t['layer'] / plain:.2f}×", f"{conv / plain:.2f}×",
+                         f"{(conv + t['kernels']) / plain:.2f}×"))  # fmt: skip
+            print(f"done: {mode} C={channels}", file=sys.stderr, flush=True)
+    print(format_table(FLOOR_HEADERS, rows))
 
 
 IMPL_HEADERS = ("B", "shape", "mode", "plain ms", "modulated ms", "factored ms", "factored/modulated", "auto picks")
@@ -167,8 +224,13 @@ def main() -> None:
     run = commands.add_parser("speed")
     run.add_argument("--batches", default="8,32,64")
     run.add_argument("--repeats", type=int, default=5)
+    run.add_argument("--runs", type=int, default=3, help="runs per case and process kind, their median reported")
     run.add_argument("--json", default=None, help="also write every row and the machine to this file")
     run.set_defaults(func=speed)
+    lower = commands.add_parser("floor")
+    lower.add_argument("--batch", type=int, default=32)
+    lower.add_argument("--repeats", type=int, default=5)
+    lower.set_defaults(func=floor)
     paths = commands.add_parser("impl")
     paths.add_argument("--batch", type=int, default=32)
     paths.add_argument("--sizes", default="1,2,3,4,5,7,10")

@@ -16,7 +16,7 @@ from torch import nn
 from ..attention import AWConv2d
 from .timing import time_interleaved
 
-__all__ = ["batched_vs_own_calls", "live_aw_layer"]
+__all__ = ["batched_vs_own_calls", "live_aw_layer", "timed_step"]
 
 
 def live_aw_layer(channels: int, seed: int = 0, **kwargs: object) -> AWConv2d:
@@ -30,7 +30,9 @@ def live_aw_layer(channels: int, seed: int = 0, **kwargs: object) -> AWConv2d:
     return layer
 
 
-def _step(fn: Callable[[], torch.Tensor], train: bool) -> Callable[[], None]:
+def timed_step(fn: Callable[[], torch.Tensor], train: bool) -> Callable[[], None]:
+    """``fn`` as one timed step: its forward and the backward of its sum (``train``), or its forward without
+    autograd."""
     if train:
         return lambda: fn().sum().backward()
 
@@ -65,7 +67,7 @@ def batched_vs_own_calls(
         "own_calls": lambda: torch.cat([layer(sample) for sample in x.split(1)]),
         "plain": lambda: plain(x),
     }
-    timings = time_interleaved({k: _step(f, mode == "train") for k, f in fns.items()}, warmup=warmup,
+    timings = time_interleaved({k: timed_step(f, mode == "train") for k, f in fns.items()}, warmup=warmup,
                                repeats=repeats, device=dev)  # fmt: skip
     ms = {name: t.median * 1e3 for name, t in timings.items()}
     return {**ms, "own_calls/batched": ms["own_calls"] / ms["batched"], "batched/plain": ms["batched"] / ms["plain"]}
