@@ -40,6 +40,11 @@ IMPLS: tuple[str, ...] = ("auto", "modulated", "factored")
 _GATES = {"none": lambda a: a, "tanh": torch.tanh, "sigmoid": torch.sigmoid}
 
 
+def _for_mode(pair: tuple[int, int]) -> int:
+    """The first of a device rule's ``(training, inference)`` pair where autograd is on, else the second."""
+    return pair[0] if torch.is_grad_enabled() else pair[1]
+
+
 def _factorable(attention_shape: str, rank: int | None, groups: int) -> bool:
     """Whether the factored path applies: the factorised full attention (an int rank) without groups."""
     return attention_shape == "full" and rank is not None and groups == 1
@@ -171,9 +176,7 @@ class AWConv2d(NotScriptable, nn.Conv2d):
         batch, (kh, kw) = logits.shape[0], self.kernel_size
         group_in = self.in_channels // self.groups
         if self.attention_shape == "full" and self.rank is not None:
-            u, v = self._factors(logits)
-            # Per sample and tap, A = Uᵀ V / R: (C_out × R) @ (R × C_in/groups), one batched matmul.
-            u, v = u.permute(0, 3, 2, 1) / self.rank, v.permute(0, 3, 1, 2)
+            u, v = self._tap_major_factors(logits)
             return (u @ v).permute(0, 2, 3, 1).reshape(batch, self.out_channels, group_in, kh, kw)
         attn = _GATES[self.gate](logits)  # (B, sum(attn_sizes), k, k)
         if self.attention_shape == "shared":
@@ -190,6 +193,11 @@ class AWConv2d(NotScriptable, nn.Conv2d):
         """The gated factors of the factorised 'full' attention, A[o, c, t] = Σ_r u[r, o, t]·v[r, c, t] / R:
         u (B, R, C_out, k²) and v (B, R, C_in/groups, k²), taps in row-major order."""
         return self._factors(self._logits(x))
+
+    def _tap_major_factors(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """u / R (B, k², C_out, R) and v (B, k², R, C_in/groups): per sample and tap, A = (u / R) @ v."""
+        u, v = self._factors(logits)
+        return u.permute(0, 3, 2, 1) / self.rank, v.permute(0, 3, 1, 2)
 
     def _factors(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         batch, taps, gate = logits.shape[0], self.kernel_size[0] * self.kernel_size[1], _GATES[self.gate]
@@ -251,9 +259,8 @@ class AWConv2d(NotScriptable, nn.Conv2d):
         (k², C_out, C_in/g) as its batched matmul gives it, is modulated into a kernel laid out (C_out, k, k, C_in/g),
         i.e. a channels-last weight: reading the tap-major A in runs of C_in/g values costs less than gathering it tap
         by tap into the (C_out, C_in/g, k, k) layout, and oneDNN takes channels-last weights directly."""
-        u, v = self._factors(logits)
-        # (B, k², C_out, R), (B, k², R, C_in/g), contiguous so that no sample's matmul copies its operands.
-        u, v = (u / self.rank).permute(0, 3, 2, 1).contiguous(), v.permute(0, 3, 1, 2).contiguous()
+        # Contiguous, so that no sample's matmul copies its operands.
+        u, v = (factor.contiguous() for factor in self._tap_major_factors(logits))
         attn = x.new_empty(u.shape[1], self.out_channels, self.in_channels // self.groups)
         attn_last = attn.permute(1, 0, 2).unflatten(1, self.kernel_size)  # a view, (C_out, k, k, C_in/g)
         weight_last = self.weight.permute(0, 2, 3, 1).contiguous()
@@ -323,7 +330,7 @@ class AWConv2d(NotScriptable, nn.Conv2d):
         limits = tuning(x.device).aw_per_sample_min_kernel_bytes
         if limits is None or x.shape[0] < 2 or exporting() or not fast_paths_enabled():
             return False
-        return self.weight.numel() * x.element_size() >= limits[0 if torch.is_grad_enabled() else 1]
+        return self.weight.numel() * x.element_size() >= _for_mode(limits)
 
     def _forward_chunk(self, x: torch.Tensor) -> torch.Tensor:
         batch = x.shape[0]
@@ -354,10 +361,8 @@ class AWConv2d(NotScriptable, nn.Conv2d):
         may stay symbolic, and with fast paths off)."""
         rules, auto = tuning(x.device), self.max_kernel_bytes == "auto"
         cap = rules.aw_train_max_samples if auto and torch.is_grad_enabled() else None
-        budget = self.max_kernel_bytes
-        if auto:
-            budgets = rules.aw_max_kernel_bytes
-            budget = None if budgets is None else budgets[0 if torch.is_grad_enabled() else 1]
+        budgets = rules.aw_max_kernel_bytes
+        budget = (None if budgets is None else _for_mode(budgets)) if auto else self.max_kernel_bytes
         return samples_per_call(x, self.weight.numel() * x.element_size(), budget, cap)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
