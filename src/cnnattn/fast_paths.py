@@ -65,6 +65,8 @@ class Tuning:
         aw_factored_max_pixels: ``(least C_in·C_out, least batch, max pixels when training, max pixels at
             inference)`` rows, the first that a layer's width and batch reach decides where AW's ``impl='auto'``
             takes the factored path (empty: never).
+        aw_factored_train_max_bytes: with autograd, AW's factored path takes as many samples per call as fit this
+            many bytes of its per-tap, per-factor products (k²·C·R·H'·W' values per sample; None: the whole batch).
         aa_max_attention_bytes: AA's fused attention takes at most this many bytes of augmented q/k/v per call
             (None: the whole batch).
         spatial_conv_channels_last: spatial gates' 2→1 convolutions read their pooled maps channels-last where a
@@ -79,6 +81,7 @@ class Tuning:
     aw_train_max_samples: int | None
     aw_per_sample_min_kernel_bytes: tuple[int, int] | None
     aw_factored_max_pixels: tuple[tuple[int, int, int, int], ...]
+    aw_factored_train_max_bytes: int | None
     aa_max_attention_bytes: int | None
     spatial_conv_channels_last: bool
 
@@ -100,6 +103,9 @@ CPU = Tuning(
         (128 * 128, 1, 9, 9),
         (0, 1, 9, 1),
     ),
+    # 512→512 @7², training: 8 samples (29 MB) per call vs the whole batch, 1.18× faster at batch 16, 1.12× at 32,
+    # 1.19× at 64 (a whole batch's products, 115 MB at 32, land on freshly faulted pages); 4 per call slower than 8
+    aw_factored_train_max_bytes=32 * 2**20,
     aa_max_attention_bytes=16 * 2**20,  # as fast as one call at half the peak memory (docs/benchmarks.md)
     spatial_conv_channels_last=True,  # oneDNN's input gradient of a 1-channel conv: 3-4× faster channels-last
 )
@@ -113,6 +119,7 @@ DEFAULT = Tuning(
     aw_train_max_samples=None,
     aw_per_sample_min_kernel_bytes=None,
     aw_factored_max_pixels=(),
+    aw_factored_train_max_bytes=None,
     aa_max_attention_bytes=None,
     spatial_conv_channels_last=False,
 )

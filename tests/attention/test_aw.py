@@ -159,6 +159,21 @@ def test_chunked_batches_equal_one_call() -> None:
     assert layer.chunk_size(x) == 7
 
 
+def test_factored_path_trains_in_chunks_of_its_product_budget() -> None:
+    layer = _randomise_generator(AWConv2d(512, 512, 3, impl="factored"))
+    x = torch.randn(16, 512, 7, 7, requires_grad=True)
+    assert layer.factored_chunk_size(x) == 8  # 3.6 MB of products per sample, 32 MiB per call on CPU
+    with torch.no_grad():
+        assert layer.factored_chunk_size(x) == 16
+    chunked = layer(x)
+    (grad_x,) = torch.autograd.grad(chunked.square().sum(), x)
+    layer.max_kernel_bytes = None
+    assert layer.factored_chunk_size(x) == 16
+    whole = layer(x)
+    assert_rel_close(chunked, whole, 1e-6, "chunked factored output")
+    assert_rel_close(grad_x, torch.autograd.grad(whole.square().sum(), x)[0], 1e-5, "chunked factored input gradient")
+
+
 def test_conv2d_interface_and_padding_default() -> None:
     layer = AWConv2d(8, 16, 5, dilation=2)
     assert isinstance(layer, nn.Conv2d) and layer.padding == (4, 4) and layer.bias is None

@@ -97,7 +97,8 @@ class AWConv2d(NotScriptable, nn.Conv2d):
             on CPU only), ``'modulated'`` elsewhere and with fast paths off.
         max_kernel_bytes: The batch runs in chunks whose modulated kernels fit this many bytes; ``'auto'``
             (default): the device's ``aw_max_kernel_bytes`` (on CPU 8 MiB in training, 2 MiB in inference; one call
-            elsewhere); ``None``: the whole batch in one call.
+            elsewhere), and the factored path in training in chunks of the device's ``aw_factored_train_max_bytes``
+            (on CPU 32 MiB of its products); ``None``: the whole batch in one call.
         device, dtype: Where and in which precision to create the parameters (timm's factory keywords).
 
     ``torch.jit.script`` refuses the layer with a message naming tracing and ``torch.export``, which work.
@@ -365,6 +366,17 @@ class AWConv2d(NotScriptable, nn.Conv2d):
         budget = (None if budgets is None else _for_mode(budgets)) if auto else self.max_kernel_bytes
         return samples_per_call(x, self.weight.numel() * x.element_size(), budget, cap)
 
+    def factored_chunk_size(self, x: torch.Tensor) -> int:
+        """Samples per call of the factored path: with ``max_kernel_bytes='auto'`` under autograd, as many as fit the
+        device's ``aw_factored_train_max_bytes`` of per-tap, per-factor products; otherwise the whole batch."""
+        budget = tuning(x.device).aw_factored_train_max_bytes
+        if self.max_kernel_bytes != "auto" or not torch.is_grad_enabled():
+            budget = None
+        out_size = conv_output_size(x.shape[2:], self.kernel_size, self.stride, self.padding, self.dilation)
+        taps, widest = self.kernel_size[0] * self.kernel_size[1], max(self.in_channels, self.out_channels)
+        per_sample = taps * widest * self.rank * out_size[0] * out_size[1] * x.element_size()
+        return samples_per_call(x, per_sample, budget)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return aw_forward(self, x)
 
@@ -381,14 +393,17 @@ def aw_forward(module: AWConv2d, x: torch.Tensor) -> torch.Tensor:
     if x.ndim != 4 or x.shape[1] != module.in_channels:
         raise ValueError(f"AWConv2d expects input of shape (B, {module.in_channels}, H, W); got {tuple(x.shape)}.")
     if module.uses_factored(x):
-        out = module._forward_factored(x)
+        out = _in_chunks(module._forward_factored, x, module.factored_chunk_size(x))
     elif module.uses_per_sample(x):
         out = module._forward_per_sample(x)
-    elif (chunk := module.chunk_size(x)) == x.shape[0]:
-        out = module._forward_chunk(x)
     else:
-        out = torch.cat([module._forward_chunk(part) for part in x.split(chunk)])
+        out = _in_chunks(module._forward_chunk, x, module.chunk_size(x))
     return out if module.bias is None else out + module.bias.view(1, -1, 1, 1)
+
+
+def _in_chunks(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, chunk: int) -> torch.Tensor:
+    """``fn`` on the batch in calls of ``chunk`` samples, concatenated (one call where the chunk is the batch)."""
+    return fn(x) if chunk == x.shape[0] else torch.cat([fn(part) for part in x.split(chunk)])
 
 
 torch.fx.wrap("aw_forward")
