@@ -93,7 +93,9 @@ CPU = Tuning(
     aw_bmm_max_pixels=64,  # unfold + bmm wins at 7×7, the batch-grouped conv from 14×14
     # inference: 2 MiB in fresh processes 0.85-0.95x the time of 8 MiB at 128 @28², batch 8-32; warm, a tie
     aw_max_kernel_bytes=(8 * 2**20, 2 * 2**20),
-    aw_train_max_samples=16,  # training, 64→64 @56², batch 64: 14 samples per call 1.25× faster than 57
+    # training, samples per call, interleaved: 64→64 @56², batch 64, 4: 271-273 ms, 16: 283-324; batch 32, 4: 118-121,
+    # 16: 129-130; 128→128 @28², batch 8, 4: 30-31, 8 (all): 36-38; at 128 ch, batch 32-64, 4, 8 and 16 tie
+    aw_train_max_samples=4,
     aw_per_sample_min_kernel_bytes=(8 * 2**20, 2**20),  # benchmarks/awconv.py speed (docs/benchmarks.md)
     # 512→512 @7², training, batch 2-64: factored 0.84-0.93× the per-sample path's time; batch 1: 1.28×
     aw_factored_max_pixels=(

@@ -150,8 +150,10 @@ def test_identity_at_initialisation(shape: str, rank: int | None) -> None:
 def test_chunked_batches_equal_one_call() -> None:
     layer = _randomise_generator(AWConv2d(8, 12, 3, rd_ratio=1 / 2))
     x = torch.randn(7, 8, 9, 9)
-    assert layer.chunk_size(x) == 7
-    whole = layer(x)
+    assert layer.chunk_size(x) == 4  # with autograd, at most 4 samples per call on CPU: 4 + 3
+    with torch.no_grad():
+        assert layer.chunk_size(x) == 7
+        whole = layer(x)
     layer.max_kernel_bytes = 3 * layer.weight.numel() * 4  # three samples' kernels per call
     assert layer.chunk_size(x) == 3
     assert_rel_close(layer(x), whole, 1e-6, "chunked")
