@@ -202,9 +202,9 @@ def samples_per_call(x: torch.Tensor, bytes_per_sample: int, budget: int | None,
     """How many samples of ``x`` (B, ...) one call takes so that its temporaries of ``bytes_per_sample`` each fit
     ``budget`` bytes, and at most ``most`` (at least one): the batch split into as few calls as that allows, of
     equal size (64 samples that fit 57 run as 32 + 32, not 57 + 7). All of them where neither bound is given, with
-    fast paths off, and when exported or traced (the batch stays symbolic)."""
+    fast paths off, and when compiled, exported or traced (the batch stays symbolic: no recompile per batch size)."""
     batch = x.shape[0]
-    if batch == 0 or (budget is None and most is None) or exporting() or not fast_paths_enabled():
+    if batch == 0 or (budget is None and most is None) or compiling() or not fast_paths_enabled():
         return batch
     fit = batch if budget is None else budget // max(1, bytes_per_sample)
     fit = max(1, min(batch, fit, most or batch))

@@ -358,8 +358,8 @@ class AWConv2d(NotScriptable, nn.Conv2d):
 
     def chunk_size(self, x: torch.Tensor) -> int:
         """Samples per call: as many as fit ``max_kernel_bytes`` of modulated kernels, and with ``'auto'`` under
-        autograd at most the device's ``aw_train_max_samples`` (all of them when exported or traced, so that the batch
-        may stay symbolic, and with fast paths off)."""
+        autograd at most the device's ``aw_train_max_samples`` (all of them when compiled, exported or traced, so
+        that the batch may stay symbolic, and with fast paths off)."""
         rules, auto = tuning(x.device), self.max_kernel_bytes == "auto"
         cap = rules.aw_train_max_samples if auto and torch.is_grad_enabled() else None
         budgets = rules.aw_max_kernel_bytes
